@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up from a
+# fresh clone: a virtual environment in .venv, installed from the pinned constraints.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(PY) -m pip
+STAMP := $(VENV)/.installed
+export SDL_VIDEODRIVER ?= dummy
+export PYGAME_HIDE_SUPPORT_PROMPT := 1
+
+.PHONY: demo test slow bench install lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || { echo "[install] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "[install] installing social-dilemmas and its pinned dependencies into $(VENV)"
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=10
+
+# long training runs, kept out of CI
+slow: $(STAMP)
+	$(PY) -m pytest -m slow -n 2
+
+# benchmarks: a second environment holds the JaxMARL reference
+.venv-bench/.installed: benchmarks/constraints-jaxmarl.txt
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q -c benchmarks/constraints-jaxmarl.txt jaxmarl
+	@touch $@
+
+bench: $(STAMP) .venv-bench/.installed
+	$(PY) benchmarks/env_throughput.py --jax-python .venv-bench/bin/python
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .venv-bench .pytest_cache .hypothesis runs

@@ -1,0 +1,221 @@
+"""Coin Game: the batched rules (the one source of truth)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from social_dilemmas import xp
+from social_dilemmas.core import (
+    BatchedGame,
+    GameState,
+    check_discrete_actions,
+    check_finite_number,
+    check_positive_int,
+    to_numpy,
+)
+
+__all__ = ["CoinGame", "CoinGameState", "MOVES"]
+
+#: (row, col) offsets of the actions 0 left, 1 right, 2 up, 3 down. There is no stay action.
+MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))
+ACTION_NAMES = ("left", "right", "up", "down")
+_PLAYERS = np.array([0, 1], dtype=np.int64)
+_SWAP = [1, 0]
+
+
+@dataclasses.dataclass
+class CoinGameState(GameState):
+    """Cells are flat indices ``row * size + col``.
+
+    * ``pos``: int64 ``[B, 2]``, each player's cell;
+    * ``coin``: int64 ``[B]``, the coin's cell;
+    * ``owner``: int64 ``[B]``, the player who owns the coin.
+    """
+
+    pos: torch.Tensor
+    coin: torch.Tensor
+    owner: torch.Tensor
+
+
+def _free_cell(u, pos, n_cells: int):
+    """A uniformly random cell not occupied by either player, from uniform noise ``u`` ``[B]``.
+
+    The ``j``-th free cell is found without scanning the board: count ``j`` over all cells
+    and step over the (sorted) occupied cells.
+    """
+    lib = xp.lib(pos)
+    lo = lib.minimum(pos[:, 0], pos[:, 1])
+    hi = lib.maximum(pos[:, 0], pos[:, 1])
+    distinct = lo != hi
+    n_free = n_cells - 1 - xp.as_int(distinct)
+    j = lib.minimum(xp.as_int(u * n_free), n_free - 1)
+    cell = j + xp.as_int(j >= lo)
+    return cell + xp.as_int((cell >= hi) & distinct)
+
+
+class CoinGame(BatchedGame[CoinGameState]):
+    """Coin Game (Lerer & Peysakhovich 2017; Foerster et al. 2018, LOLA).
+
+    ## Description
+    Two players, red (``player_0``) and blue (``player_1``), move on a small toroidal grid
+    with one coin on it. The coin belongs to one of them. Whoever steps on the coin picks
+    it up and gets +1; if a player picks up the *other* player's coin, the owner loses 2.
+    Greedy players who grab every coin end up with nothing on average, so the game is a
+    sequential social dilemma with the incentive structure of the Prisoner's Dilemma.
+
+    ## Action space
+    ``Discrete(4)`` per player; moves wrap around the edges. There is no stay action.
+
+    | Num | Action | (row, col) offset |
+    |-----|--------|-------------------|
+    | 0   | left   | (0, -1)           |
+    | 1   | right  | (0, +1)           |
+    | 2   | up     | (-1, 0)           |
+    | 3   | down   | (+1, 0)           |
+
+    ## Observation space
+    ``Box(0, 1, (4, size, size), float32)`` per player: four binary planes from the
+    player's own point of view (every player sees itself in channel 0). The view is not
+    re-centred on the player.
+
+    | Channel | Plane                        |
+    |---------|------------------------------|
+    | 0       | my position                  |
+    | 1       | the other player's position  |
+    | 2       | the coin, if it is mine      |
+    | 3       | the coin, if it is the other's |
+
+    ## Rewards
+    After both players move, every player standing on the coin gets +1. If a player who
+    does not own the coin is on it, the owner also gets ``penalty`` (default -2). When
+    both step on the coin at once, both get +1 and the owner also gets the penalty.
+    Per step a reward lies in ``[penalty, 1 + penalty]`` or ``[0, 1]``, i.e. within
+    ``[min(penalty, 0), 1]``.
+
+    ## Coin respawn
+    When the coin is picked up, a new coin appears on a uniformly random cell occupied by
+    no player, and it belongs to the other player (``owner <- 1 - owner``).
+
+    ## Starting state
+    The first owner is uniform; the players' cells are uniform and may coincide; the coin
+    is on a uniformly random cell free of players.
+
+    ## Episode end
+    The game never terminates; every view truncates after ``max_steps`` steps.
+
+    ## Arguments
+    * ``size``: side of the square grid, at least 2 (default 3).
+    * ``penalty``: the owner's reward when the other player picks up its coin (default
+      -2 as in LOLA, LOQA and the published league; the paper's text says -3).
+    * ``max_steps``: steps per episode, default 16 (the published league's evaluation
+      length; the training presets use 50).
+
+    ## Version history
+    * v0: initial release.
+    """
+
+    name = "coin_game"
+    title = "Coin Game"
+    action_kind = "discrete"
+    reset_noise_size = 4
+    step_noise_size = 1
+
+    def __init__(self, size: int = 3, penalty: float = -2.0, max_steps: int = 16):
+        self.size = check_positive_int("size", size, minimum=2)
+        self.penalty = check_finite_number("penalty", penalty)
+        self.max_steps = check_positive_int("max_steps", max_steps)
+        self.n_cells = self.size * self.size
+        rows, cols = np.divmod(np.arange(self.n_cells), self.size)
+        nxt = np.stack(
+            [((rows + dr) % self.size) * self.size + (cols + dc) % self.size for dr, dc in MOVES], axis=1
+        )
+        # next_cell[cell * 4 + action]
+        self._next_flat = nxt.reshape(-1).astype(np.int64)
+        self._cache: dict = {}
+        self._cache_players: dict = {}
+        self._obs_space = gymnasium.spaces.Box(0.0, 1.0, (4, self.size, self.size), np.float32)
+        self._act_space = gymnasium.spaces.Discrete(4)
+
+    def config(self) -> dict[str, Any]:
+        return {"size": self.size, "penalty": self.penalty, "max_steps": self.max_steps}
+
+    def observation_space(self) -> gymnasium.spaces.Box:
+        return self._obs_space
+
+    def action_space(self) -> gymnasium.spaces.Discrete:
+        return self._act_space
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        return min(self.penalty, 0.0), 1.0 + max(self.penalty, 0.0)
+
+    def next_cells(self, like) -> Any:
+        """The move table ``[n_cells, 4]``: the cell reached from each cell by each action
+        (on ``like``'s library and device)."""
+        return xp.constant(self._next_flat, like, self._cache).reshape(self.n_cells, 4)
+
+    # -- rules --------------------------------------------------------------------------
+    def init(self, noise) -> CoinGameState:
+        owner = xp.as_int(noise[:, 0] * 2).clip(max=1)
+        pos = xp.as_int(noise[:, 1:3] * self.n_cells).clip(max=self.n_cells - 1)
+        coin = _free_cell(noise[:, 3], pos, self.n_cells)
+        return CoinGameState(t=xp.zeros_like_int(noise, (noise.shape[0],)), pos=pos, coin=coin, owner=owner)
+
+    def transition(self, state: CoinGameState, actions, noise) -> tuple[CoinGameState, Any]:
+        lib = xp.lib(state.pos)
+        pos = xp.constant(self._next_flat, state.pos, self._cache)[state.pos * 4 + xp.as_int(actions)]
+        on_coin = pos == state.coin[:, None]  # [B, 2]
+        is_owner = state.owner[:, None] == xp.constant(_PLAYERS, pos, self._cache_players)
+        stolen = (on_coin & ~is_owner).any(1)[:, None]
+        rewards = xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * self.penalty
+        picked = on_coin.any(1)
+        coin = lib.where(picked, _free_cell(noise[:, 0], pos, self.n_cells), state.coin)
+        owner = lib.where(picked, 1 - state.owner, state.owner)
+        return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=owner), rewards
+
+    def observe(self, state: CoinGameState):
+        lib, b, n = xp.lib(state.pos), state.batch_size, self.n_cells
+        pos, coin = state.pos, state.coin
+        # per player the flat indices of [my cell, other's cell, coin cell] in its 4 planes;
+        # the coin goes to plane 3 instead of 2 for the player who does not own it
+        not_mine = state.owner[:, None] != xp.constant(_PLAYERS, pos, self._cache_players)
+        coin_idx = coin[:, None] + 2 * n + n * xp.as_int(not_mine)  # [B, 2]
+        idx = lib.stack((pos, pos[:, _SWAP] + n, coin_idx), axis=2)  # [B, 2, 3]
+        return xp.one_hot_rows(idx, 4 * n).reshape(b, 2, 4, self.size, self.size)
+
+    def validate_actions(self, actions: torch.Tensor) -> None:
+        check_discrete_actions(actions, 4, "0 (left), 1 (right), 2 (up), 3 (down)")
+
+    # -- rendering ----------------------------------------------------------------------
+    def new_record(self, state: CoinGameState) -> dict[str, Any]:
+        record = super().new_record(state)
+        record["coins_picked"] = np.zeros((2, 2), dtype=np.int64)
+        return record
+
+    def update_record(self, record, prev, actions, rewards, state) -> None:
+        super().update_record(record, prev, actions, rewards, state)
+        coin, owner = int(prev.coin[0]), int(prev.owner[0])
+        for player, cell in enumerate(to_numpy(state.pos[0]).tolist()):
+            if cell == coin:
+                record["coins_picked"][player, owner] += 1
+
+    def frame(self, state: CoinGameState, record: dict[str, Any]) -> Any:
+        from renderers.frames import CoinGameFrame
+
+        pos = to_numpy(state.pos[0])
+        coin = int(state.coin[0])
+        return CoinGameFrame(
+            size=self.size,
+            positions=np.stack(np.divmod(pos, self.size), axis=1),
+            coin=divmod(coin, self.size),
+            coin_owner=int(state.owner[0]),
+            scores=tuple(float(x) for x in record["scores"]),
+            coins_picked=record["coins_picked"].copy(),
+            step=int(state.t[0]),
+            max_steps=self.max_steps,
+        )

@@ -1,0 +1,221 @@
+"""The shared shape of every game's rules.
+
+Each game is written once, as a *batched* rule set: pure functions of a state (a
+dataclass of tensors whose first dimension is the batch of independent games), the
+players' actions and explicitly passed random noise. The PettingZoo view, the
+Gymnasium view and the trainers' vectorised view all call these same functions, so
+there is no second copy of any game's dynamics.
+
+Randomness never comes from a global generator: a rule that needs chance takes an
+array of uniform noise drawn by the caller from its own generator (``reset`` and
+``step`` draw it). This makes every transition a pure function, so the
+rules of ``B`` games stepped together can be compared with ``B`` games stepped one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Generic, TypeVar
+
+import gymnasium
+import numpy as np
+import torch
+
+from social_dilemmas import xp
+
+__all__ = ["BatchedGame", "GameState", "agent_names"]
+
+
+def agent_names(n_players: int) -> list[str]:
+    """The agent names of a game with ``n_players`` players: ``player_0``, ``player_1``, ..."""
+    return [f"player_{i}" for i in range(n_players)]
+
+
+@dataclasses.dataclass
+class GameState:
+    """Base of every game's state: a dataclass of arrays, all torch tensors on one device
+    or all numpy arrays. ``t`` is the number of steps played, int64 ``[B]``."""
+
+    t: Any
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.t.shape[0])
+
+    def index(self, idx: Any) -> GameState:
+        """The state of the games selected by ``idx`` (a slice, index array or mask)."""
+        return type(self)(**{f.name: getattr(self, f.name)[idx] for f in dataclasses.fields(self)})
+
+    def numpy(self) -> GameState:
+        """The same state as numpy arrays (copied to the host)."""
+        return type(self)(**{f.name: to_numpy(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+    def torch(self, device: torch.device | str = "cpu") -> GameState:
+        """The same state as torch tensors on ``device``."""
+        return type(self)(**{f.name: torch.as_tensor(getattr(self, f.name), device=device) for f in dataclasses.fields(self)})
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+S = TypeVar("S", bound=GameState)
+
+
+class BatchedGame(Generic[S]):
+    """The rules of one game for a batch of ``B`` independent games.
+
+    The rules are written once and run on torch tensors (any device) or on numpy arrays
+    (see :mod:`social_dilemmas.xp`). Subclasses define:
+
+    * ``init(noise) -> state``: the start of ``B`` games from uniform noise
+      ``[B, reset_noise_size]``;
+    * ``transition(state, actions, noise) -> (state, rewards)``: one simultaneous move
+      of all players; ``actions`` is ``[B, n_players, *action_shape]``, ``rewards`` is
+      float32 ``[B, n_players]``, ``noise`` is uniform ``[B, step_noise_size]``;
+    * ``observe(state) -> obs``: float32 ``[B, n_players, *obs_shape]``, each player's
+      view from its own side.
+
+    The game never terminates on its own; the views truncate after ``max_steps``.
+    """
+
+    #: registry name, e.g. ``"coin_game"``
+    name: ClassVar[str]
+    #: human-readable title used in docs and renderers
+    title: ClassVar[str]
+    n_players: int = 2
+    max_steps: int
+    #: ``"discrete"`` (actions are ints) or ``"continuous"`` (float vectors)
+    action_kind: ClassVar[str]
+    #: uniform numbers per game consumed by ``init`` and by ``transition``
+    reset_noise_size: int = 0
+    step_noise_size: int = 0
+
+    # -- spaces -------------------------------------------------------------------------
+    def observation_space(self) -> gymnasium.spaces.Box:
+        """The observation space of one player (a float32 ``Box``)."""
+        raise NotImplementedError
+
+    def action_space(self) -> gymnasium.spaces.Space:
+        """The action space of one player."""
+        raise NotImplementedError
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return tuple(self.observation_space().shape)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return tuple(self.action_space().shape or ())
+
+    @property
+    def action_dtype(self) -> torch.dtype:
+        return torch.int64 if self.action_kind == "discrete" else torch.float32
+
+    # -- rules --------------------------------------------------------------------------
+    def init(self, noise: Any) -> S:
+        raise NotImplementedError
+
+    def transition(self, state: S, actions: Any, noise: Any) -> tuple[S, Any]:
+        raise NotImplementedError
+
+    def observe(self, state: S) -> Any:
+        raise NotImplementedError
+
+    # -- conveniences built on the rules ------------------------------------------------
+    def reset(
+        self, batch_size: int, generator: torch.Generator | np.random.Generator, device: torch.device | str | None = None
+    ) -> S:
+        """``init`` with fresh noise: torch tensors on the generator's device for a
+        ``torch.Generator``, numpy arrays for a ``numpy.random.Generator``."""
+        return self.init(xp.uniform(generator, (batch_size, self.reset_noise_size), device))
+
+    def step(self, state: S, actions: Any, generator: torch.Generator | np.random.Generator) -> tuple[S, Any]:
+        """``transition`` with fresh noise from ``generator`` (of the state's library)."""
+        device = state.t.device if isinstance(state.t, torch.Tensor) else None
+        return self.transition(state, actions, xp.uniform(generator, (state.batch_size, self.step_noise_size), device))
+
+    def validate_actions(self, actions: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming the player and the allowed values if any action is invalid.
+
+        ``actions`` has shape ``[B, n_players, *action_shape]``. This check synchronises
+        with the device, so the trainers' fast path skips it.
+        """
+        raise NotImplementedError
+
+    # -- rendering: a small record of game 0 of a batch, kept by the views -------------
+    def new_record(self, state: S) -> dict[str, Any]:
+        """A fresh record of the episode of game 0 for rendering (scores, last rewards)."""
+        return {"scores": np.zeros(self.n_players), "rewards": None}
+
+    def update_record(self, record: dict[str, Any], prev: S, actions: Any, rewards: Any, state: S) -> None:
+        """Add one step of game 0 (``prev --actions--> state``) to ``record``."""
+        r = to_numpy(rewards[0]).astype(np.float64)
+        record["scores"] = record["scores"] + r
+        record["rewards"] = r
+
+    def frame(self, state: S, record: dict[str, Any]) -> Any:
+        """The renderer frame of game 0 of ``state`` (a dataclass of ``renderers.frames``)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({fields})"
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, for ``repr`` and checkpoints."""
+        raise NotImplementedError
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Validate a constructor argument that must be an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_finite_number(name: str, value: Any) -> float:
+    """Validate a constructor argument that must be a finite real number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return out
+
+
+def check_discrete_actions(actions: torch.Tensor, n: int, allowed: str) -> None:
+    """Raise ``ValueError`` naming the first player whose action is not an integer in ``[0, n)``.
+
+    ``actions``: ``[B, n_players]``.
+    """
+    if actions.dtype.is_floating_point:
+        bad = (actions != actions.round()) | ~torch.isfinite(actions) | (actions < 0) | (actions >= n)
+    else:
+        bad = (actions < 0) | (actions >= n)
+    if bool(bad.any()):
+        game, player = (int(i) for i in bad.nonzero()[0][:2])
+        raise ValueError(
+            f"invalid action {actions[game, player].item()!r} for player_{player}"
+            + (f" (game {game})" if actions.shape[0] > 1 else "")
+            + f": allowed values are {allowed}"
+        )
+
+
+def check_box_actions(actions: torch.Tensor, low: float, high: float) -> None:
+    """Raise ``ValueError`` naming the first player with a NaN/inf or out-of-range component.
+
+    ``actions``: ``[B, n_players, d]`` floats.
+    """
+    finite = torch.isfinite(actions)
+    bad = (~finite | (actions < low) | (actions > high)).flatten(2).any(-1)
+    if bool(bad.any()):
+        game, player = (int(i) for i in bad.nonzero()[0][:2])
+        value = actions[game, player].tolist()
+        why = "contains NaN or inf" if not bool(finite[game, player].all()) else f"is outside [{low}, {high}]"
+        raise ValueError(
+            f"invalid action {value} for player_{player}"
+            + (f" (game {game})" if actions.shape[0] > 1 else "")
+            + f": {why}; allowed values are finite floats in [{low}, {high}] per component"
+        )

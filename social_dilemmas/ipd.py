@@ -1,0 +1,166 @@
+"""Iterated Prisoner's Dilemma: the batched rules (the one source of truth)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from social_dilemmas import xp
+from social_dilemmas.core import BatchedGame, GameState, check_discrete_actions, check_positive_int, to_numpy
+
+__all__ = ["IPD", "IPDState", "DEFAULT_PAYOFF", "COOPERATE", "DEFECT"]
+
+COOPERATE = 0
+DEFECT = 1
+
+#: Payoff to the row player ``payoff[my_action][other_action]`` (the LOLA / LOQA matrix):
+#: CC -> -1, CD -> -3, DC -> 0, DD -> -2.
+DEFAULT_PAYOFF = ((-1.0, -3.0), (0.0, -2.0))
+
+_SWAP = [1, 0]  # reorders players so each sees itself first
+_ACTIONS = np.array([COOPERATE, DEFECT], dtype=np.int64)
+
+
+@dataclasses.dataclass
+class IPDState(GameState):
+    """``last``: int64 ``[B, 2]``, each player's action in the previous round, ``-1`` before the first."""
+
+    last: torch.Tensor
+
+
+class IPD(BatchedGame[IPDState]):
+    """Iterated Prisoner's Dilemma.
+
+    ## Description
+    Two players play the one-shot Prisoner's Dilemma repeatedly for ``max_steps`` rounds,
+    moving simultaneously. Each round a player either cooperates or defects; defecting
+    pays more whatever the other does, yet both are better off cooperating than both
+    defecting. The game is the standard testbed of opponent shaping (LOLA, LOQA,
+    Advantage Alignment), where learners should discover reciprocity such as tit-for-tat.
+
+    ## Action space
+    ``Discrete(2)`` per player.
+
+    | Num | Action    |
+    |-----|-----------|
+    | 0   | cooperate |
+    | 1   | defect    |
+
+    ## Observation space
+    ``Box(0, 1, (4,), float32)`` per player, from the player's own point of view: the
+    one-hot of the last round. All zeros at the first step (no round played yet); a
+    recurrent policy provides memory of longer histories.
+
+    | Index | Observation         |
+    |-------|---------------------|
+    | 0     | I cooperated        |
+    | 1     | I defected          |
+    | 2     | other cooperated    |
+    | 3     | other defected      |
+
+    ## Rewards
+    ``payoff[my_action][other_action]``, by default (the LOLA / LOQA matrix):
+
+    |              | other C | other D |
+    |--------------|---------|---------|
+    | **I play C** | -1      | -3      |
+    | **I play D** | 0       | -2      |
+
+    Rewards lie in ``[min(payoff), max(payoff)]``.
+
+    ## Episode end
+    The game never terminates; every view truncates after ``max_steps`` rounds.
+
+    ## Arguments
+    * ``payoff``: 2x2 matrix ``[[R, S], [T, P]]`` of the row player's payoffs. A matrix
+      that is not a dilemma (``T > R > P > S``) is accepted with a warning.
+    * ``max_steps``: rounds per episode, default 16 (the paper's episode length).
+
+    ## Version history
+    * v0: initial release.
+    """
+
+    name = "ipd"
+    title = "Iterated Prisoner's Dilemma"
+    action_kind = "discrete"
+
+    def __init__(self, payoff: Any = DEFAULT_PAYOFF, max_steps: int = 16):
+        arr = np.asarray(payoff, dtype=np.float64)
+        if arr.shape != (2, 2):
+            raise ValueError(f"payoff must be a 2x2 matrix [[R, S], [T, P]], got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"payoff must hold finite numbers, got {arr.tolist()}")
+        (r, s), (t, p) = arr
+        if not t > r > p > s:
+            warnings.warn(
+                f"payoff {arr.tolist()} is not a Prisoner's Dilemma (needs T > R > P > S with "
+                f"R={r}, S={s}, T={t}, P={p})",
+                stacklevel=2,
+            )
+        self.payoff = arr
+        self.max_steps = check_positive_int("max_steps", max_steps)
+        self._payoff_flat = arr.reshape(-1).astype(np.float32)
+        self._cache: dict = {}
+        self._cache_actions: dict = {}
+        self._obs_space = gymnasium.spaces.Box(0.0, 1.0, (4,), np.float32)
+        self._act_space = gymnasium.spaces.Discrete(2)
+
+    def config(self) -> dict[str, Any]:
+        return {"payoff": self.payoff.tolist(), "max_steps": self.max_steps}
+
+    def observation_space(self) -> gymnasium.spaces.Box:
+        return self._obs_space
+
+    def action_space(self) -> gymnasium.spaces.Discrete:
+        return self._act_space
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        return float(self.payoff.min()), float(self.payoff.max())
+
+    # -- rules --------------------------------------------------------------------------
+    def init(self, noise) -> IPDState:
+        b = noise.shape[0]
+        return IPDState(t=xp.zeros_like_int(noise, (b,)), last=xp.zeros_like_int(noise, (b, 2), fill=-1))
+
+    def transition(self, state: IPDState, actions, noise) -> tuple[IPDState, Any]:
+        a = xp.as_int(actions)
+        # index of (my action, other action) in the flattened payoff, for both players at once
+        rewards = xp.constant(self._payoff_flat, a, self._cache)[a * 2 + a[:, _SWAP]]
+        return IPDState(t=state.t + 1, last=a), rewards
+
+    def observe(self, state: IPDState):
+        last = state.last
+        # [B, 2 (player), 2 (me, other)] from each player's side, one-hot over {C, D};
+        # the -1 of "no round yet" matches neither, giving all zeros
+        sides = xp.lib(last).stack((last, last[:, _SWAP]), axis=1)
+        one_hot = sides[..., None] == xp.constant(_ACTIONS, last, self._cache_actions)
+        return xp.as_float(one_hot.reshape(state.batch_size, 2, 4))
+
+    def validate_actions(self, actions: torch.Tensor) -> None:
+        check_discrete_actions(actions, 2, "0 (cooperate) or 1 (defect)")
+
+    # -- rendering ----------------------------------------------------------------------
+    def new_record(self, state: IPDState) -> dict[str, Any]:
+        record = super().new_record(state)
+        record["actions"] = []
+        return record
+
+    def update_record(self, record, prev, actions, rewards, state) -> None:
+        super().update_record(record, prev, actions, rewards, state)
+        record["actions"].append(to_numpy(actions[0]).astype(np.int64))
+
+    def frame(self, state: IPDState, record: dict[str, Any]) -> Any:
+        from renderers.frames import IPDFrame
+
+        return IPDFrame(
+            actions=np.asarray(record["actions"], dtype=np.int64).reshape(-1, 2),
+            max_steps=self.max_steps,
+            scores=tuple(float(x) for x in record["scores"]),
+            rewards=None if record["rewards"] is None else tuple(float(x) for x in record["rewards"]),
+        )

@@ -1,0 +1,195 @@
+"""Scripted players and the one policy interface every player of the project follows.
+
+A :class:`Policy` plays one seat of a batch of games. It receives the observations of
+its seat, ``[B, *obs_shape]`` tensors on any device, and returns actions
+``[B, *action_shape]`` on the same device. Recurrent players keep their memory inside
+the object: :meth:`Policy.reset` starts ``B`` fresh games and :meth:`Policy.reset_envs`
+clears the memory of the games that have just been reset. The league, the video
+recorder, the Gymnasium opponent argument and the trainers' checkpoints all use this
+interface.
+
+Scripted players::
+
+    ipd:          always_cooperate, always_defect, random, tit_for_tat, grim_trigger
+    coin_game:    always_cooperate, always_defect, random
+    negotiation:  always_cooperate, always_defect, random
+
+Coin Game: *always defect* walks the shortest (toroidal) path to the coin whoever owns
+it; *always cooperate* walks to the coin when it is its own and otherwise takes the
+first move (left, right, up, down) that does not land on the coin. Negotiation (the
+published league's definitions): *always cooperate* proposes ``max_proposal`` for the
+items it values more than the other player and 0 for the rest; *always defect* proposes
+``max_proposal`` for every item. *random* plays uniformly over the action space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from social_dilemmas.core import BatchedGame
+
+__all__ = ["Policy", "ScriptedPolicy", "make_policy", "scripted_names", "SCRIPTED"]
+
+
+class Policy:
+    """A batched player of one seat. Subclasses override :meth:`act` (and the resets if recurrent)."""
+
+    #: a short name for tables and plots
+    name: str = "policy"
+
+    def reset(self, num_envs: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> None:
+        """Prepare to play ``num_envs`` fresh games on ``device``; random players draw from ``generator``."""
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.generator = generator
+
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        """Forget the memory of the games where ``mask`` (``[B]`` bool) is true (they were just reset)."""
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actions ``[B, *action_shape]`` for observations ``[B, *obs_shape]``."""
+        raise NotImplementedError
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.act(obs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class ScriptedPolicy(Policy):
+    """A memoryless scripted player: ``fn(game, obs, generator) -> actions``."""
+
+    def __init__(self, game: BatchedGame, name: str, fn: Callable):
+        self.game, self.name, self._fn = game, name, fn
+        self.generator = None
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._fn(self.game, obs, getattr(self, "generator", None))
+
+
+class GrimTrigger(Policy):
+    """IPD: cooperate until the other player defects once, then defect for the rest of the game."""
+
+    name = "grim_trigger"
+
+    def __init__(self, game: BatchedGame):
+        self.game = game
+        self.triggered: torch.Tensor | None = None
+
+    def reset(self, num_envs, device="cpu", generator=None) -> None:
+        super().reset(num_envs, device, generator)
+        self.triggered = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        if self.triggered is not None:
+            self.triggered &= ~mask
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        other_defected = obs[:, 3] > 0.5
+        if self.triggered is None or self.triggered.shape[0] != obs.shape[0]:
+            self.reset(obs.shape[0], obs.device)
+        # a fresh game (all-zero observation) starts untriggered even without reset_envs
+        fresh = obs.sum(1) == 0
+        self.triggered = (self.triggered & ~fresh) | other_defected
+        return self.triggered.long()
+
+
+# -- the scripted players' rules ---------------------------------------------------------
+def _constant(value: int) -> Callable:
+    def fn(game, obs, generator):
+        return torch.full((obs.shape[0],), value, dtype=torch.int64, device=obs.device)
+
+    return fn
+
+
+def _random(game, obs, generator):
+    b, device = obs.shape[0], obs.device
+    space = game.action_space()
+    if game.action_kind == "discrete":
+        return torch.randint(int(space.n), (b,), generator=generator, device=device)
+    low = torch.as_tensor(space.low, device=device)
+    high = torch.as_tensor(space.high, device=device)
+    return low + (high - low) * torch.rand((b, *space.shape), generator=generator, device=device)
+
+
+def _ipd_tit_for_tat(game, obs, generator):
+    # copy the other's last move; cooperate in the first round (all-zero observation)
+    return (obs[:, 3] > 0.5).long()
+
+
+def _coin_toward(game, obs):
+    """Per game: the action that walks the shortest toroidal path to the coin (columns first)."""
+    size = game.size
+    b = obs.shape[0]
+    flat = obs.reshape(b, 4, size * size)
+    me = flat[:, 0].argmax(1)
+    coin_planes = flat[:, 2] + flat[:, 3]
+    coin = coin_planes.argmax(1)
+    d_row = (coin // size - me // size) % size  # steps down to reach the coin's row
+    d_col = (coin % size - me % size) % size  # steps right
+    col_action = torch.where(d_col <= size - d_col, 1, 0)  # right if not longer than left
+    row_action = torch.where(d_row <= size - d_row, 3, 2)  # down if not longer than up
+    action = torch.where(d_col != 0, col_action, row_action)
+    return action, me, coin, flat[:, 2].amax(1) > 0.5
+
+
+def _coin_defect(game, obs, generator):
+    return _coin_toward(game, obs)[0]
+
+
+def _coin_cooperate(game, obs, generator):
+    toward, me, coin, mine = _coin_toward(game, obs)
+    dest = game.next_cells(me)[me]  # [B, 4]
+    avoid = (dest != coin.unsqueeze(1)).long().argmax(1)  # first move not onto the coin
+    return torch.where(mine, toward, avoid)
+
+
+def _negotiation_values(game, obs):
+    n = game.n_items
+    return obs[:, n : 2 * n], obs[:, 3 * n : 4 * n]
+
+
+def _negotiation_cooperate(game, obs, generator):
+    mine, other = _negotiation_values(game, obs)
+    return torch.where(mine > other, game.max_proposal, 0.0).float()
+
+
+def _negotiation_defect(game, obs, generator):
+    return torch.full((obs.shape[0], game.n_items), game.max_proposal, dtype=torch.float32, device=obs.device)
+
+
+SCRIPTED: dict[str, dict[str, Callable]] = {
+    "ipd": {
+        "always_cooperate": _constant(0),
+        "always_defect": _constant(1),
+        "random": _random,
+        "tit_for_tat": _ipd_tit_for_tat,
+        "grim_trigger": GrimTrigger,
+    },
+    "coin_game": {"always_cooperate": _coin_cooperate, "always_defect": _coin_defect, "random": _random},
+    "negotiation": {"always_cooperate": _negotiation_cooperate, "always_defect": _negotiation_defect, "random": _random},
+}
+
+
+def scripted_names(game: str | BatchedGame) -> list[str]:
+    """The names of the scripted players of a game."""
+    key = game if isinstance(game, str) else game.name
+    if key not in SCRIPTED:
+        raise ValueError(f"no scripted players for game {key!r}; games with scripted players: {sorted(SCRIPTED)}")
+    return list(SCRIPTED[key])
+
+
+def make_policy(name: str, game: BatchedGame) -> Policy:
+    """The scripted player ``name`` for ``game`` (see :func:`scripted_names`)."""
+    table = SCRIPTED.get(game.name)
+    if table is None or name not in table:
+        raise ValueError(
+            f"unknown scripted player {name!r} for {game.name}; allowed values: {scripted_names(game.name)}"
+        )
+    entry = table[name]
+    if isinstance(entry, type):
+        return entry(game)
+    return ScriptedPolicy(game, name, entry)

@@ -1,0 +1,97 @@
+"""The batched, on-device view used by trainers: all players of ``num_envs`` games at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from social_dilemmas.core import BatchedGame, GameState
+from social_dilemmas.parallel import new_generator
+
+__all__ = ["VectorGame"]
+
+
+class VectorGame:
+    """``num_envs`` copies of a game stepped together in tensors on one device.
+
+    ``step(actions)`` takes ``[num_envs, n_players, *action_shape]`` and returns
+    ``(obs, rewards, terminated, truncated, info)`` with ``obs`` float32
+    ``[num_envs, n_players, *obs_shape]``, ``rewards`` float32 ``[num_envs, n_players]``
+    and the two flags bool ``[num_envs]``. Everything stays on ``device``: nothing is
+    copied to the CPU unless ``validate=True``.
+
+    Autoreset (Gymnasium's *same-step* mode): on the step where a game reaches
+    ``max_steps`` it is truncated and reset at once. The returned ``obs`` of that game is
+    already the first observation of its next episode; the last observation of the
+    finished episode is ``info["final_obs"]`` (same shape as ``obs``, filled only where
+    ``info["_final_obs"]`` is true). All games start together and have the same length,
+    so they all end on the same step. So the step after a truncation is an ordinary first
+    step, and a trainer can bootstrap the value of the final observation.
+
+    Seeding: ``reset(seed=s)`` reseeds the view's own ``torch.Generator`` on ``device``;
+    the same seed on the same device gives the same trajectories under the same actions.
+
+    Arguments:
+        game: the rules (``IPD``, ``CoinGame``, ``Negotiation`` or any ``BatchedGame``).
+        num_envs: number of games, at least 1.
+        device: torch device of every tensor.
+        validate: check every action (names the player and the allowed values); costs a
+            synchronisation with the device per step, so trainers leave it off.
+    """
+
+    def __init__(self, game: BatchedGame, num_envs: int, device: torch.device | str = "cpu", validate: bool = False):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        self.game = game
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.validate = validate
+        self.n_players = game.n_players
+        self.max_steps = game.max_steps
+        self.observation_space = game.observation_space()
+        self.action_space = game.action_space()
+        self.generator = new_generator(None, self.device)
+        self.state: GameState | None = None
+
+    def __repr__(self) -> str:
+        return f"VectorGame({self.game!r}, num_envs={self.num_envs}, device={str(self.device)!r})"
+
+    @torch.no_grad()
+    def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Start all games; returns ``(obs, info)``."""
+        if seed is not None:
+            self.generator = new_generator(seed, self.device)
+        self.state = self.game.reset(self.num_envs, self.generator, self.device)
+        self._t = 0
+        return self.game.observe(self.state), {}
+
+    @torch.no_grad()
+    def step(self, actions: torch.Tensor):
+        """One simultaneous move of every player of every game (see the class docstring)."""
+        if self.state is None:
+            raise RuntimeError("step() called before reset()")
+        game = self.game
+        expected = (self.num_envs, self.n_players, *game.action_shape)
+        if tuple(actions.shape) != expected:
+            raise ValueError(f"actions must have shape [num_envs, n_players, *action_shape] = {list(expected)}, got {list(actions.shape)}")
+        if self.validate:
+            game.validate_actions(actions)
+        state, rewards = game.step(self.state, actions.to(self.device), self.generator)
+        # every game starts together and has the same length, so one host-side counter
+        # tells when they all end: no synchronisation with the device
+        self._t += 1
+        done = self._t >= self.max_steps
+        truncated = torch.full((self.num_envs,), done, dtype=torch.bool, device=self.device)
+        terminated = torch.zeros_like(truncated)
+        info: dict[str, Any] = {}
+        if done:
+            info["final_obs"] = game.observe(state)
+            info["_final_obs"] = truncated
+            state = game.reset(self.num_envs, self.generator, self.device)
+            self._t = 0
+        self.state = state
+        return game.observe(state), rewards, terminated, truncated, info
+
+    def close(self) -> None:
+        self.state = None
