@@ -24,13 +24,17 @@ items it values more than the other player and 0 for the rest; *always defect* p
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from social_dilemmas.core import BatchedGame
 
-__all__ = ["Policy", "ScriptedPolicy", "make_policy", "scripted_names", "SCRIPTED"]
+__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_LOADERS"]
 
 
 class Policy:
@@ -193,3 +197,60 @@ def make_policy(name: str, game: BatchedGame) -> Policy:
     if isinstance(entry, type):
         return entry(game)
     return ScriptedPolicy(game, name, entry)
+
+
+class CallablePolicy(Policy):
+    """Wraps ``fn(observation) -> action`` (one numpy observation, one action) as a batched policy."""
+
+    def __init__(self, fn: Callable, game: BatchedGame):
+        self.fn, self.game = fn, game
+        self.name = getattr(fn, "__name__", "callable")
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        from social_dilemmas.parallel import to_numpy_action
+
+        arr = obs.detach().cpu().numpy()
+        acts = [to_numpy_action(self.game, "the callable player", self.fn(o)) for o in arr]
+        return torch.as_tensor(np.asarray(acts), dtype=self.game.action_dtype).to(obs.device)
+
+
+#: How players saved to files are loaded, by file suffix: ``"module:function"`` entry
+#: points called as ``function(path, game) -> Policy``. They are imported only when such
+#: a file is given, so this package never imports the trainers.
+PLAYER_LOADERS: dict[str, str] = {
+    ".pt": "trainers.checkpoint:load_policy",
+    ".zip": "trainers.sb3:load_policy",
+}
+
+
+def resolve_player(player: Any, game: BatchedGame) -> Policy:
+    """A player for ``game`` as a :class:`Policy`.
+
+    ``player`` is the name of a scripted player (``"tit_for_tat"``...), a path to a saved
+    player (a trainer checkpoint ``.pt``, a Stable-Baselines3 model ``.zip``: see
+    :data:`PLAYER_LOADERS`), a :class:`Policy`, or a callable ``fn(observation) -> action``
+    taking one numpy observation of its seat.
+    """
+    if isinstance(player, Policy):
+        return player
+    if isinstance(player, (str, Path)):
+        text = str(player)
+        suffix = Path(text).suffix
+        if suffix in PLAYER_LOADERS:
+            if not Path(text).exists():
+                raise FileNotFoundError(f"player file {text!r} does not exist")
+            module, _, fn = PLAYER_LOADERS[suffix].partition(":")
+            try:
+                loader = getattr(importlib.import_module(module), fn)
+            except ImportError as e:
+                raise ImportError(f"loading {text!r} needs {module!r}, which could not be imported: {e}") from e
+            return loader(text, game)
+        return make_policy(text, game)
+    if hasattr(player, "act") and hasattr(player, "reset"):
+        return player
+    if callable(player):
+        return CallablePolicy(player, game)
+    raise TypeError(
+        f"a player must be a scripted player's name, a saved player's path ({', '.join(PLAYER_LOADERS)}), "
+        f"a Policy or a callable obs -> action; got {type(player).__name__}"
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium
@@ -10,54 +9,10 @@ import numpy as np
 import torch
 
 from social_dilemmas.core import BatchedGame
-from social_dilemmas.parallel import check_render_mode, new_generator, to_numpy_action
-from social_dilemmas.policies import Policy, make_policy
+from social_dilemmas.parallel import check_render_mode, new_generator
+from social_dilemmas.policies import resolve_player
 
-__all__ = ["SingleAgentEnv", "SingleAgentVectorEnv", "resolve_opponent", "OPPONENT_LOADERS"]
-
-#: Loaders for opponents given as strings other than scripted names (e.g. checkpoint
-#: paths): ``predicate(str) -> bool`` paired with ``load(str, game) -> Policy``. Other
-#: packages (the trainers) append to it, so ``social_dilemmas`` never imports them.
-OPPONENT_LOADERS: list[tuple[Callable[[str], bool], Callable[[str, BatchedGame], Policy]]] = []
-
-
-class CallablePolicy(Policy):
-    """Wraps ``fn(observation) -> action`` (one numpy observation, one action) as a batched policy."""
-
-    def __init__(self, fn: Callable, game: BatchedGame):
-        self.fn, self.game = fn, game
-        self.name = getattr(fn, "__name__", "callable")
-
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        arr = obs.detach().cpu().numpy()
-        acts = [to_numpy_action(self.game, "the opponent", self.fn(o)) for o in arr]
-        out = torch.as_tensor(np.asarray(acts), dtype=self.game.action_dtype)
-        return out.to(obs.device)
-
-
-def resolve_opponent(opponent: Any, game: BatchedGame) -> Policy:
-    """An opponent for ``game`` as a :class:`Policy`.
-
-    ``opponent`` is the name of a scripted player (``"tit_for_tat"``...), a string one of
-    :data:`OPPONENT_LOADERS` accepts (a trainer checkpoint path once the trainers are
-    imported), a :class:`Policy`, or a callable ``fn(observation) -> action`` taking one
-    numpy observation of the opponent's seat.
-    """
-    if isinstance(opponent, Policy):
-        return opponent
-    if isinstance(opponent, str):
-        for accepts, load in OPPONENT_LOADERS:
-            if accepts(opponent):
-                return load(opponent, game)
-        return make_policy(opponent, game)
-    if hasattr(opponent, "act") and hasattr(opponent, "reset"):
-        return opponent
-    if callable(opponent):
-        return CallablePolicy(opponent, game)
-    raise TypeError(
-        f"opponent must be a scripted player's name, a Policy or a callable obs -> action, got {type(opponent).__name__}"
-    )
-
+__all__ = ["SingleAgentEnv", "SingleAgentVectorEnv"]
 
 class SingleAgentEnv(gymnasium.Env):
     """Gymnasium view of a two-or-more-player game: the learner is ``player_0``; one
@@ -70,7 +25,8 @@ class SingleAgentEnv(gymnasium.Env):
     Arguments:
         game: the rules.
         opponent: scripted player name (default ``"random"``), a ``Policy``, or a callable
-            ``fn(observation) -> action`` (see :func:`resolve_opponent`).
+            ``fn(observation) -> action``, or a checkpoint path (see
+            :func:`social_dilemmas.policies.resolve_player`).
         render_mode: None, ``"rgb_array"`` or ``"human"``.
     """
 
@@ -81,7 +37,7 @@ class SingleAgentEnv(gymnasium.Env):
 
         self.game = game
         self.render_mode = check_render_mode(render_mode)
-        self.opponent = resolve_opponent(opponent, game)
+        self.opponent = resolve_player(opponent, game)
         self.observation_space = game.observation_space()
         self.action_space = game.action_space()
         # the parallel view holds the game, the seeding, the bad-input checks and rendering
@@ -139,7 +95,7 @@ class SingleAgentVectorEnv(gymnasium.vector.VectorEnv):
         self.game = game
         self.num_envs = num_envs
         self._vec = VectorGame(game, num_envs, device=device)
-        self.opponent = resolve_opponent(opponent, game)
+        self.opponent = resolve_player(opponent, game)
         self.single_observation_space = game.observation_space()
         self.single_action_space = game.action_space()
         self.observation_space = gymnasium.vector.utils.batch_space(self.single_observation_space, num_envs)
