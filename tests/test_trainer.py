@@ -1,0 +1,192 @@
+"""The training loop, the command line, checkpoints and resuming."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import gymnasium
+import pytest
+import torch
+
+import social_dilemmas
+from social_dilemmas.policies import resolve_player
+from trainers.adalign import Trainer, TrainingDiverged, train
+from trainers.checkpoint import AgentPolicy, load_policy
+from trainers.config import TrainConfig, field_docs, preset
+
+TINY = dict(batch_size=16, iterations=3, hidden=16, tensorboard=False, save_every=2)
+ENVS = ("ipd", "coin_game", "negotiation")
+
+
+def tiny(env: str, algo: str = "adalign", **kw) -> TrainConfig:
+    max_steps = {"ipd": 8, "coin_game": 10, "negotiation": 6}[env]
+    return preset(env, **{"algo": algo, "max_steps": max_steps, **TINY, **kw})
+
+
+def read_metrics(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("algo", ["adalign", "proximal_adalign"])
+def test_short_training_run_writes_outputs_and_changes_the_policy(tmp_path, env, algo):
+    cfg = tiny(env, algo, self_play_prob=0.5, snapshot_every=1, trajectory_replay=0.25 if env == "negotiation" else 0.0)
+    before = Trainer(cfg).actor.state_dict()
+    trainer = train(cfg, tmp_path, progress=False)
+    assert trainer.iteration == 3
+    assert json.loads((tmp_path / "config.json").read_text())["algo"] == algo
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert all(torch.isfinite(torch.tensor(float(v))) for k, v in r.items() if v)
+    after = trainer.actor.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert (tmp_path / "checkpoint.pt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    cfg = tiny("coin_game", iterations=4, self_play_prob=0.5, snapshot_every=1, save_every=2)
+    full = train(cfg, tmp_path / "full", progress=False)
+    half = tiny("coin_game", iterations=2, self_play_prob=0.5, snapshot_every=1, save_every=2)
+    train(half, tmp_path / "split", progress=False)
+    resumed = train(out=tmp_path / "split", resume=True, iterations=4, progress=False)
+    a = read_metrics(tmp_path / "full" / "metrics.csv")
+    b = read_metrics(tmp_path / "split" / "metrics.csv")
+    assert [r["iteration"] for r in b] == ["1", "2", "3", "4"]
+    skip = {k for k in a[0] if k.startswith("time/")}
+    for ra, rb in zip(a, b):
+        assert {k: v for k, v in ra.items() if k not in skip} == {k: v for k, v in rb.items() if k not in skip}
+    for k, v in full.actor.state_dict().items():
+        assert torch.equal(v, resumed.actor.state_dict()[k])
+
+
+def test_resume_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        train(out=tmp_path, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("algo", ["adalign", "proximal_adalign"])
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, algo):
+    import trainers.losses
+
+    cfg = tiny("ipd", algo, iterations=6, save_every=2)
+    train(cfg, tmp_path, progress=False, iterations=2)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    real = trainers.losses.ppo_clip_loss if algo == "proximal_adalign" else trainers.losses.adalign_loss
+
+    def poisoned(*args, **kwargs):
+        loss, info = real(*args, **kwargs)
+        return loss * float("nan"), info
+
+    monkeypatch.setattr(trainers.losses, real.__name__, poisoned)
+    with pytest.raises(TrainingDiverged, match="actor loss is nan at update 3"):
+        train(out=tmp_path, resume=True, progress=False, iterations=6)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert [r["iteration"] for r in read_metrics(tmp_path / "metrics.csv")] == ["1", "2"]
+
+
+def test_bad_config_names_the_field_and_allowed_values():
+    with pytest.raises(ValueError, match="algo.*adalign"):
+        TrainConfig(algo="reinforce").validate()
+    with pytest.raises(ValueError, match="sign_masks.*cooperative"):
+        TrainConfig(sign_masks=["friendly"]).validate()
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0).validate()
+    with pytest.raises(ValueError, match="env"):
+        preset("chess")
+
+
+def test_every_config_field_has_a_docstring():
+    docs = field_docs()
+    import dataclasses
+
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(docs)
+    assert all(len(d) > 10 for d in docs.values())
+
+
+def test_presets_follow_the_spec_table():
+    ipd, coin, neg = preset("ipd"), preset("coin_game"), preset("negotiation")
+    assert (ipd.batch_size, ipd.gamma, ipd.beta, ipd.entropy_coef) == (2048, 0.9, 0.3, 0.15)
+    assert (coin.batch_size, coin.max_steps, coin.gamma, coin.grad_clip) == (512, 50, 0.96, 10.0)
+    assert (neg.batch_size, neg.beta, neg.trajectory_replay) == (16384, 3.0, 0.05)
+
+
+def test_checkpoint_is_a_player_for_league_recorder_and_gymnasium(tmp_path):
+    train(tiny("ipd", max_steps=16), tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    game = social_dilemmas.make_game("ipd")
+    policy = resolve_player(str(path), game)
+    assert isinstance(policy, AgentPolicy)
+    policy.reset(5, "cpu")
+    actions = policy.act(torch.zeros(5, 4))
+    assert actions.shape == (5,) and set(actions.tolist()) <= {0, 1}
+    env = gymnasium.make("social_dilemmas/IPD-v0", opponent=str(path))
+    env.reset(seed=0)
+    for _ in range(16):
+        _, r, _, trunc, _ = env.step(0)
+    assert trunc
+    with pytest.raises(ValueError, match="coin_game|CoinGame"):
+        load_policy(path, social_dilemmas.make_game("coin_game"))
+
+
+def test_greedy_agent_policy_is_deterministic(tmp_path):
+    train(tiny("negotiation"), tmp_path, progress=False)
+    policy = load_policy(tmp_path / "checkpoint.pt", greedy=True)
+    obs = torch.rand(4, 15) * 0.5
+    policy.reset(4)
+    a = policy.act(obs)
+    policy.reset(4)
+    b = policy.act(obs)
+    assert torch.equal(a, b) and a.shape == (4, 3) and bool(((a >= 0) & (a <= 5)).all())
+
+
+def test_cli_help_explains_every_option():
+    out = subprocess.run([sys.executable, "-m", "trainers", "train", "--help"], capture_output=True, text=True, check=True)
+    for option, words in [("--beta", "alignment"), ("--self-play-prob", "snapshot"), ("--resume", "exactly")]:
+        assert option in out.stdout
+        assert words in out.stdout
+
+
+def test_cli_trains_and_measures_cooperation(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trainers", "train", "--env", "ipd", "--algo", "adalign", "--seed", "1",
+           "--iterations", "2", "--batch-size", "8", "--hidden", "8", "--no-tensorboard", "--no-progress",
+           "--device", "cpu", "--out", str(run)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    assert (run / "checkpoint.pt").exists() and (run / "metrics.csv").exists()
+    res = subprocess.run([sys.executable, "-m", "trainers", "cooperation", "--agent", str(run / "checkpoint.pt"),
+                          "--out", str(tmp_path / "coop"), "--games", "16"], check=True, capture_output=True, text=True)
+    assert "CC" in res.stdout
+    rows = list(csv.DictReader(open(tmp_path / "coop" / "cooperation.csv")))
+    assert [r["previous_round"] for r in rows] == ["CC", "CD", "DC", "DD"]
+    assert all(0 <= float(r["p_cooperate"]) <= 1 for r in rows)
+    assert (tmp_path / "coop" / "cooperation.png").stat().st_size > 1000
+
+
+def test_cli_rejects_a_bad_option_value(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "trainers", "train", "--env", "ipd", "--gamma", "1.5", "--out",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode != 0 and "gamma" in res.stderr
+
+
+def test_cuda_device_is_refused_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Trainer(tiny("ipd", device="cuda"))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("env", ENVS)
+def test_training_on_cuda_keeps_everything_on_the_device(tmp_path, env):
+    trainer = train(tiny(env, device="cuda"), tmp_path, progress=False)
+    assert trainer.obs.is_cuda and next(trainer.actor.parameters()).is_cuda
+    policy = load_policy(tmp_path / "checkpoint.pt", device="cuda")
+    policy.reset(3, "cuda")
+    assert policy.act(trainer.obs[:3, 0]).is_cuda

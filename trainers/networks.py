@@ -1,0 +1,118 @@
+"""Actor and critic networks (SPEC section 7).
+
+* IPD and Coin Game: ``Linear -> ReLU -> GRU(64) -> Linear`` heads; the actor gives
+  categorical logits, the critic a value and also sees the time step.
+* Negotiation: ``2-layer MLP(64) -> GRU(64)`` encoder; the actor's ``MLP(128, 128)`` gives
+  the mean ``m`` of a tanh-squashed normal proposal (:class:`trainers.distributions.TanhNormal`)
+  with one learned ``log_std`` shared by the items; the critic has the same encoder.
+
+Every network runs on whole sequences (``[B, T, ...]``, training) or one step at a time
+with an explicit hidden state (``[B, ...]``, acting); both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from trainers.distributions import TanhNormal
+
+__all__ = ["RecurrentNet", "Actor", "Critic", "build_networks"]
+
+
+class RecurrentNet(nn.Module):
+    """``encoder -> GRU -> head``. ``encoder`` maps ``[..., in_dim]`` to ``[..., hidden]``."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, mlp_layers: int = 1, head_sizes: tuple[int, ...] = ()):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for _ in range(mlp_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.encoder = nn.Sequential(*layers)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        head: list[nn.Module] = []
+        width = hidden
+        for size in head_sizes:
+            head += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        head.append(nn.Linear(width, out_dim))
+        self.head = nn.Sequential(*head)
+        self.hidden = hidden
+
+    def initial_state(self, batch: int, device: torch.device | str) -> Tensor:
+        return torch.zeros(1, batch, self.hidden, device=device)
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x``: ``[B, T, in_dim]`` -> (``[B, T, out_dim]``, final hidden ``[1, B, hidden]``)."""
+        z, h = self.gru(self.encoder(x), h)
+        return self.head(z), h
+
+    def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: ``x`` ``[B, in_dim]`` -> (``[B, out_dim]``, new hidden)."""
+        out, h = self.forward(x.unsqueeze(1), h)
+        return out.squeeze(1), h
+
+
+class Actor(nn.Module):
+    """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals."""
+
+    def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None):
+        super().__init__()
+        self.discrete = n_actions is not None
+        if self.discrete:
+            self.net = RecurrentNet(obs_dim, hidden, n_actions)
+        else:
+            self.net = RecurrentNet(obs_dim, hidden, action_dim, mlp_layers=2, head_sizes=(128, 128))
+            self.log_std = nn.Parameter(torch.zeros(()))  # one log-std shared by the items
+
+    def distribution(self, out: Tensor):
+        if self.discrete:
+            return torch.distributions.Categorical(logits=out)
+        return TanhNormal(out, self.log_std.expand(out.shape[-1]))
+
+    def forward(self, obs: Tensor, h: Tensor | None = None):
+        out, h = self.net(obs.flatten(2), h)
+        return self.distribution(out), h
+
+    def step(self, obs: Tensor, h: Tensor):
+        out, h = self.net.step(obs.flatten(1), h)
+        return self.distribution(out), h
+
+    def initial_state(self, batch: int, device) -> Tensor:
+        return self.net.initial_state(batch, device)
+
+
+class Critic(nn.Module):
+    """State value from the player's observations and the time step ``t / max_steps``."""
+
+    def __init__(self, obs_dim: int, hidden: int, mlp_layers: int = 1):
+        super().__init__()
+        self.net = RecurrentNet(obs_dim + 1, hidden, 1, mlp_layers=mlp_layers)
+
+    def forward(self, obs: Tensor, time: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``obs`` ``[B, T, ...]``, ``time`` ``[B, T]`` in [0, 1] -> values ``[B, T]``."""
+        x = torch.cat((obs.flatten(2), time.unsqueeze(-1)), dim=-1)
+        v, h = self.net(x, h)
+        return v.squeeze(-1), h
+
+
+def build_networks(game, hidden: int) -> tuple[Actor, Critic]:
+    """The actor and critic for a game of the suite."""
+    obs_dim = math.prod(game.obs_shape)
+    if game.action_kind == "discrete":
+        return Actor(obs_dim, hidden, n_actions=int(game.action_space().n)), Critic(obs_dim, hidden)
+    return Actor(obs_dim, hidden, action_dim=game.action_shape[0]), Critic(obs_dim, hidden, mlp_layers=2)
+
+
+def sample_action(dist, generator: torch.Generator) -> Tensor:
+    """Draw from ``dist`` with an explicit generator (so a run is reproducible and resumable)."""
+    if isinstance(dist, TanhNormal):
+        noise = torch.randn(dist.loc.shape, generator=generator, device=dist.loc.device)
+        return TanhNormal.squash(dist.loc + dist.scale * noise).detach()
+    probs = dist.probs
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
