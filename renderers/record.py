@@ -1,0 +1,332 @@
+"""Record episodes of any game, with any players, to ``.mp4`` or ``.gif``.
+
+::
+
+    python -m renderers.record --env coin_game --players always_cooperate always_defect \\
+        --episodes 2 --out coin.mp4 [--seed 0] [--fps N] [--max-steps N]
+
+or, from Python, :func:`record`.
+
+The rest of :mod:`renderers` draws frames from plain data and imports nothing
+else of the project, so it can be used and tested without any game.  This
+module is the one exception, by design: it is the command-line entry point that
+*drives* the games (through :mod:`social_dilemmas`' PettingZoo view) and feeds
+their frames to :class:`renderers.video.VideoWriter`.  Every ``social_dilemmas``
+(and torch) import is therefore made inside the functions below, never at module
+level, and ``renderers/__init__.py`` does not import this module: ``import
+renderers`` still loads neither ``social_dilemmas`` nor torch.
+
+How an episode is played: the env is ``social_dilemmas.parallel_env(env,
+render_mode="rgb_array")``; each seat ``player_i`` is played by
+``social_dilemmas.policies.resolve_player(players[i], game)`` (a scripted
+player's name, a saved player's path, a ``Policy`` or a callable ``obs ->
+action``), reset once with ``reset(1, "cpu", generator)`` where the generator is
+seeded with ``seed + 1 + i``, and told ``reset_envs`` before every later episode.
+The env is reset with ``seed`` before the first episode and continues its own
+generator afterwards, so a recording is reproducible from ``seed``.
+
+Frames, per episode (the rule the tests count with):
+
+* one frame after ``reset`` and one after every step: ``steps + 1`` frames
+  (``steps`` is the game's ``max_steps``: the games never end on their own);
+* then the last frame is repeated :func:`hold_frames` ``(fps)`` more times, so it
+  stays on screen for about :data:`HOLD_SECONDS` (``round(fps * HOLD_SECONDS)``
+  frames in all, at least the one frame).
+
+So a recording of ``E`` episodes has ``E * frames_per_episode(steps, fps)``
+frames.  A ``.gif`` merges identical consecutive frames into one longer frame,
+so reading one back gives ``E * (steps + 1)`` frames whose display times add up to
+the same total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from renderers.video import SUFFIXES, VideoWriter
+
+__all__ = ["record", "main", "build_parser", "summary", "PlayersError", "hold_frames", "frames_per_episode", "HOLD_SECONDS"]
+
+#: How long the last frame of an episode stays on screen, in seconds.
+HOLD_SECONDS = 1.0
+
+
+def hold_frames(fps: float) -> int:
+    """Extra copies of an episode's last frame: ``max(1, round(fps * HOLD_SECONDS)) - 1``."""
+    return max(1, int(round(float(fps) * HOLD_SECONDS))) - 1
+
+
+def frames_per_episode(steps: int, fps: float) -> int:
+    """Frames an episode of ``steps`` steps takes in a recording: ``steps + 1 + hold_frames(fps)``."""
+    return int(steps) + 1 + hold_frames(fps)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_out(out: Any, name: str = "out") -> Path:
+    try:
+        path = Path(out)
+    except TypeError:
+        raise ValueError(f"{name} must be a path ending in {' or '.join(SUFFIXES)}, got {out!r}") from None
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{name} must end in {' or '.join(SUFFIXES)}, got {str(out)!r}")
+    return path
+
+
+def _check_fps(fps: Any, name: str = "fps") -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {fps!r}") from None
+    if isinstance(fps, bool) or not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number, got {fps!r}")
+    return value
+
+
+class PlayersError(ValueError):
+    """A bad ``players`` argument; ``body`` is the message without the argument's name."""
+
+    def __init__(self, body: str, name: str = "players"):
+        super().__init__(f"{name}{body}")
+        self.body = body
+
+
+def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
+    """One ``Policy`` per seat, or :class:`PlayersError` naming the seats and the scripted players."""
+    from social_dilemmas.policies import PLAYER_LOADERS, resolve_player, scripted_names
+
+    n = len(agents)
+    if isinstance(specs, (str, bytes, os.PathLike)) or not isinstance(specs, Sequence):
+        raise PlayersError(f" must be a list with one player per seat ({n} for {game.name}: "
+                           f"{', '.join(agents)}), got {specs!r}")
+    if len(specs) != n:
+        raise PlayersError(f" takes exactly one player per seat: {game.name} has {n} seats "
+                           f"({', '.join(agents)}), got {len(specs)} ({', '.join(map(str, specs))})")
+    try:
+        scripted = scripted_names(game)
+    except ValueError:
+        scripted = []
+    policies = []
+    for i, spec in enumerate(specs):
+        if isinstance(spec, (str, Path)) and Path(spec).suffix not in PLAYER_LOADERS and str(spec) not in scripted:
+            raise PlayersError(
+                f": unknown player {str(spec)!r} for {agents[i]} of {game.name}; scripted players are "
+                f"{', '.join(scripted) or '(none)'}; a saved player is a path ending in {' or '.join(PLAYER_LOADERS)}"
+            )
+        try:
+            policies.append(resolve_player(spec, game))
+        except (FileNotFoundError, ImportError, TypeError, ValueError) as e:
+            raise PlayersError(f": cannot use {spec!r} for {agents[i]} of {game.name}: {e}") from e
+    return policies
+
+
+def _player_label(spec: Any, policy: Any) -> str:
+    if isinstance(spec, (str, Path)):
+        return str(spec)
+    return str(getattr(policy, "name", None) or getattr(spec, "__name__", None) or type(spec).__name__)
+
+
+def record(
+    env_name: str,
+    players: Sequence[Any],
+    episodes: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    fps: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    *,
+    progress: bool = False,
+    quality: float = 8,
+) -> dict[str, Any]:
+    """Play ``episodes`` episodes of ``env_name`` and write them to ``out`` (``.mp4`` or ``.gif``).
+
+    Arguments:
+        env_name: a game of ``social_dilemmas.GAMES`` (``"ipd"``, ``"coin_game"``, ...).
+        players: one player per seat, in seat order: scripted names, saved-player
+            paths, ``Policy`` objects or callables ``obs -> action`` (see
+            ``social_dilemmas.policies.resolve_player``).
+        episodes: number of episodes, at least 1.
+        out: the video file; its suffix chooses the format. Parent folders are created.
+        seed: seeds the env (``reset(seed=seed)``) and the players (``seed + 1 + i``).
+        fps: frames per second; default the env's ``metadata["render_fps"]``.
+        env_kwargs: constructor arguments of the game (``max_steps``, ``size``, ...).
+        progress: show a tqdm bar over episodes on stderr.
+        quality: mp4 quality, 0-10 (see :class:`renderers.video.VideoWriter`).
+
+    Returns a dict: ``path``, ``frames`` (written), ``episodes``, ``steps`` (played, all
+    episodes), ``fps``, ``frame_shape`` (``(H, W, 3)`` as drawn; an mp4 pads an odd side
+    by one pixel), ``players`` (labels), ``agents``, ``returns`` (``[episodes][seat]``
+    summed rewards) and ``mean_reward`` (per seat, per step over all episodes).
+
+    Raises ValueError naming the bad argument; a file left half-written by an error is removed.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    import social_dilemmas
+
+    if env_name not in social_dilemmas.GAMES:
+        raise ValueError(f"env_name must be one of {sorted(social_dilemmas.GAMES)}, got {env_name!r}")
+    episodes = _check_int("episodes", episodes, 1)
+    seed = _check_int("seed", seed, 0)
+    path = _check_out(out)
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict of the game's constructor arguments, got {env_kwargs!r}")
+    env = social_dilemmas.parallel_env(env_name, render_mode="rgb_array", **(env_kwargs or {}))
+    game = env.game
+    agents = list(env.possible_agents)
+    fps = _check_fps(env.metadata.get("render_fps", 4) if fps is None else fps)
+    policies = _resolve_players(players, game, agents)
+    labels = [_player_label(spec, pol) for spec, pol in zip(players, policies)]
+    discrete = [hasattr(env.action_space(a), "n") for a in agents]
+    hold = hold_frames(fps)
+
+    returns = np.zeros((episodes, len(agents)), dtype=np.float64)
+    steps = 0
+    shape: tuple[int, ...] | None = None
+    writer = VideoWriter(path, fps, quality=quality)
+    bar = tqdm(total=episodes, desc=f"recording {env_name}", unit="episode", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    try:
+        with torch.inference_mode():
+            for i, policy in enumerate(policies):
+                policy.reset(1, "cpu", torch.Generator().manual_seed(seed + 1 + i))
+            for episode in range(episodes):
+                if episode:
+                    for policy in policies:
+                        policy.reset_envs(torch.ones(1, dtype=torch.bool))
+                obs, _ = env.reset(seed=seed if episode == 0 else None)
+                rgb = env.render()
+                shape = rgb.shape
+                writer.append(rgb)
+                while env.agents:
+                    actions = {}
+                    for i, (agent, policy) in enumerate(zip(agents, policies)):
+                        act = policy.act(torch.from_numpy(np.asarray(obs[agent])[None]))[0]
+                        actions[agent] = int(act) if discrete[i] else act.detach().cpu().numpy()
+                    obs, rewards, _, _, _ = env.step(actions)
+                    returns[episode] += [rewards[a] for a in agents]
+                    steps += 1
+                    rgb = env.render()
+                    writer.append(rgb)
+                for _ in range(hold):
+                    writer.append(rgb)
+                bar.update(1)
+                bar.set_postfix({a: f"{r:.2f}" for a, r in zip(agents, returns[episode])})
+        writer.close()
+    except BaseException:
+        writer._abort()
+        if path.exists():
+            path.unlink()
+        raise
+    finally:
+        bar.close()
+        env.close()
+    mean = returns.sum(0) / max(1, steps)
+    return {
+        "path": path,
+        "frames": writer.frames_written,
+        "episodes": episodes,
+        "steps": steps,
+        "fps": fps,
+        "frame_shape": tuple(shape) if shape is not None else None,
+        "players": labels,
+        "agents": agents,
+        "returns": returns.tolist(),
+        "mean_reward": mean.tolist(),
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    """The one-line summary the command prints."""
+    h, w = result["frame_shape"][:2]
+    per_player = ", ".join(
+        f"{a} ({p}) {m:+.3f}" for a, p, m in zip(result["agents"], result["players"], result["mean_reward"])
+    )
+    return (f"wrote {result['path']}: {result['frames']} frames ({w}x{h} at {result['fps']:g} fps), "
+            f"{result['episodes']} episode{'s' if result['episodes'] != 1 else ''}; "
+            f"mean reward per step: {per_player}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return _check_fps(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import social_dilemmas
+    from social_dilemmas.policies import PLAYER_LOADERS, SCRIPTED
+
+    scripted = "; ".join(f"{g}: {', '.join(names)}" for g, names in SCRIPTED.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m renderers.record",
+        description="Record episodes of a social-dilemma game played by the given players to an .mp4 or .gif.",
+        epilog=(f"Scripted players: {scripted}. A saved player is a path ending in "
+                f"{' or '.join(PLAYER_LOADERS)}. Each episode gives max_steps + 1 frames, then its last "
+                f"frame is held for about {HOLD_SECONDS:g} s."),
+    )
+    parser.add_argument("--env", required=True, choices=sorted(social_dilemmas.GAMES), help="the game")
+    parser.add_argument("--players", required=True, nargs="+", metavar="PLAYER",
+                        help="one player per seat, in seat order: a scripted player's name or a saved player's path")
+    parser.add_argument("--episodes", type=_positive_int, default=1, help="episodes to record (default 1)")
+    parser.add_argument("--out", required=True, help="output file, .mp4 or .gif (by suffix)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the env and the players (default 0)")
+    parser.add_argument("--fps", type=_positive_float, default=None,
+                        help="frames per second (default: the env's render_fps)")
+    parser.add_argument("--max-steps", type=_positive_int, default=None,
+                        help="steps per episode (default: the game's own)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _check_out(args.out, "--out")
+    except ValueError as e:
+        parser.error(str(e))
+    env_kwargs = {} if args.max_steps is None else {"max_steps": args.max_steps}
+    try:
+        result = record(args.env, args.players, args.episodes, args.out, seed=args.seed, fps=args.fps,
+                        env_kwargs=env_kwargs, progress=True)
+    except PlayersError as e:
+        parser.error(f"--players{e.body}")
+    print(summary(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
