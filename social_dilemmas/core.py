@@ -176,6 +176,8 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 def check_finite_number(name: str, value: Any) -> float:
     """Validate a constructor argument that must be a finite real number."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     try:
         out = float(value)
     except (TypeError, ValueError):

@@ -35,10 +35,13 @@ def check_seed(seed: Any) -> int | None:
 
 
 def new_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch generator on ``device`` seeded with ``seed`` (fresh OS entropy when None)."""
+    """A torch generator on ``device`` seeded from ``seed`` (fresh OS entropy when None).
+
+    Any non-negative integer works (torch's own seeds stop at 2**63): the seed is mixed
+    into 63 bits by numpy's ``SeedSequence``."""
     seed = check_seed(seed)
     gen = torch.Generator(device=device)
-    gen.manual_seed(seed if seed is not None else int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1))
+    gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] >> 1))
     return gen
 
 

@@ -48,7 +48,9 @@ class SingleAgentEnv(gymnasium.Env):
         super().reset(seed=seed)
         obs, _ = self._env.reset(seed=seed)
         self._opponent_seats = self._env.possible_agents[1:]
-        self.opponent.reset(len(self._opponent_seats), "cpu", new_generator(None if seed is None else seed + 1))
+        # the opponent's randomness continues from the env's own generator, so a seeded
+        # reset followed by unseeded ones is reproducible too
+        self.opponent.reset(len(self._opponent_seats), "cpu", new_generator(int(self.np_random.integers(2**63))))
         self._opp_obs = torch.from_numpy(np.stack([obs[a] for a in self._opponent_seats]))
         return obs["player_0"], {}
 
@@ -107,7 +109,8 @@ class SingleAgentVectorEnv(gymnasium.vector.VectorEnv):
             self._np_random, _ = gymnasium.utils.seeding.np_random(seed)
         obs, _ = self._vec.reset(seed=seed)
         n_opp = self._vec.n_players - 1
-        self.opponent.reset(self.num_envs * n_opp, self._vec.device, new_generator(None if seed is None else seed + 1, self._vec.device))
+        opp_seed = int(self.np_random.integers(2**63))
+        self.opponent.reset(self.num_envs * n_opp, self._vec.device, new_generator(opp_seed, self._vec.device))
         self._obs = obs
         return obs[:, 0].cpu().numpy(), {}
 
@@ -115,9 +118,11 @@ class SingleAgentVectorEnv(gymnasium.vector.VectorEnv):
         if self._obs is None:
             raise RuntimeError("step() called before reset()")
         game, device = self.game, self._vec.device
-        mine = torch.as_tensor(np.asarray(actions), device=device).to(game.action_dtype)
-        if mine.shape != (self.num_envs, *game.action_shape):
-            raise ValueError(f"actions must have shape {(self.num_envs, *game.action_shape)}, got {tuple(mine.shape)}")
+        raw = torch.as_tensor(np.asarray(actions), device=device)
+        if raw.shape != (self.num_envs, *game.action_shape):
+            raise ValueError(f"actions must have shape {(self.num_envs, *game.action_shape)}, got {tuple(raw.shape)}")
+        game.validate_actions(raw.unsqueeze(1))  # before any cast, so 0.5 is refused, not rounded
+        mine = raw.to(game.action_dtype)
         with torch.inference_mode():
             others = self._obs[:, 1:].flatten(0, 1)
             opp = self.opponent.act(others).reshape(self.num_envs, -1, *game.action_shape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from social_dilemmas.core import BatchedGame, GameState
@@ -41,8 +42,9 @@ class VectorGame:
     """
 
     def __init__(self, game: BatchedGame, num_envs: int, device: torch.device | str = "cpu", validate: bool = False):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        num_envs = int(num_envs)
         self.game = game
         self.num_envs = num_envs
         self.device = torch.device(device)

@@ -223,12 +223,6 @@ def test_gymnasium_view_same_seed_gives_same_trajectory_against_scripted_opponen
     assert same_gym_trajectory(a, b)
 
 
-@pytest.mark.xfail(
-    reason="BUG: SingleAgentEnv.reset() without a seed reseeds the opponent's generator from OS entropy "
-    "(new_generator(None)), so with the default random opponent episodes after the first are not "
-    "reproducible from the first reset's seed",
-    strict=True,
-)
 @pytest.mark.parametrize("name", GAMES)
 def test_gymnasium_view_same_seed_gives_same_trajectory_against_default_random_opponent(name):
     a = gym_trajectory(name, 3)
@@ -236,11 +230,6 @@ def test_gymnasium_view_same_seed_gives_same_trajectory_against_default_random_o
     assert same_gym_trajectory(a, b)
 
 
-@pytest.mark.xfail(
-    reason="BUG: SingleAgentVectorEnv.reset() without a seed reseeds the opponent's generator from OS "
-    "entropy, so with the default random opponent a second reset() is not reproducible from the first seed",
-    strict=True,
-)
 def test_gymnasium_vector_view_reset_without_seed_is_reproducible_against_default_random_opponent():
     def run():
         env = gymnasium.make_vec(IDS["ipd"], num_envs=8)
@@ -256,11 +245,6 @@ def test_gymnasium_vector_view_reset_without_seed_is_reproducible_against_defaul
     assert same_arrays(run(), run())
 
 
-@pytest.mark.xfail(
-    reason="BUG: SingleAgentEnv.reset(seed=s) seeds the opponent's torch generator with s + 1, which overflows "
-    "for s = 2**64 - 1 (ValueError 'Overflow when unpacking long long'); the PettingZoo view accepts that seed",
-    strict=True,
-)
 def test_gymnasium_view_accepts_the_largest_64_bit_seed():
     seed = 2**64 - 1
     social_dilemmas.parallel_env("ipd").reset(seed=seed)  # accepted by the PettingZoo view
@@ -679,12 +663,6 @@ def test_validating_vector_game_rejects_invalid_actions_naming_player_and_allowe
     assert_message(e, *parts)
 
 
-@pytest.mark.xfail(
-    reason="BUG: SingleAgentVectorEnv.step casts the learner's actions to int64 before validating, so a "
-    "fractional discrete action such as 0.5 is silently truncated to 0 instead of raising ValueError "
-    "(the PettingZoo, Gymnasium and VectorGame(validate=True) views all reject it)",
-    strict=True,
-)
 def test_gymnasium_vector_view_rejects_fractional_discrete_actions():
     env = gymnasium.make_vec(IDS["ipd"], num_envs=4)
     env.reset(seed=0)
@@ -700,3 +678,14 @@ def test_gymnasium_vector_view_rejects_out_of_range_and_misshapen_actions():
     assert_message(e, "player_0", "game 1")
     with pytest.raises(ValueError, match="shape"):
         env.step(np.zeros(3, dtype=np.int64))
+
+
+def test_make_vec_accepts_numpy_integers_and_huge_seeds():
+    vec = social_dilemmas.make_vec("ipd", np.int64(4))
+    obs, _ = vec.reset(seed=2**70)
+    assert obs.shape == (4, 2, 4)
+
+
+def test_numeric_constructor_arguments_refuse_strings():
+    with pytest.raises(ValueError, match="max_proposal"):
+        social_dilemmas.make_game("negotiation", max_proposal="5")
