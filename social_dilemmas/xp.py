@@ -62,7 +62,9 @@ def one_hot_rows(idx: Array, width: int) -> Array:
     if isinstance(idx, torch.Tensor):
         return torch.zeros(shape, dtype=torch.float32, device=idx.device).scatter_(-1, idx, 1.0)
     out = np.zeros(shape, dtype=np.float32)
-    np.put_along_axis(out, idx, 1.0, axis=-1)
+    rows = out.reshape(-1, width)
+    n = rows.shape[0]
+    rows[np.arange(n)[:, None], idx.reshape(n, -1)] = 1.0
     return out
 
 
