@@ -78,7 +78,7 @@ class Trainer:
         self.game = make_training_game(cfg)
         self.n_players = self.game.n_players
         torch.manual_seed(cfg.seed)
-        self.actor, self.critic = build_networks(self.game, cfg.hidden)
+        self.actor, self.critic = build_networks(self.game, cfg.hidden, value_norm=cfg.value_norm)
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -165,13 +165,17 @@ class Trainer:
         cfg = self.cfg
         N, T = batch.rewards.shape
         time = self.time.expand(N, T)
+        with torch.no_grad():
+            # the value normaliser follows the Monte Carlo returns of this batch
+            returns = losses.monte_carlo_returns(batch.rewards, self._dones(N, T), cfg.gamma)
+            self.critic.update_normalizer(returns)
+            self.critic_target.update_normalizer(returns)  # same statistics; each keeps its outputs
         values, _ = self.critic(batch.obs, time)
         with torch.no_grad():
             target_values, _ = self.critic_target(batch.obs, time)
             v = target_values if cfg.advantage_values == "target" else values.detach()
             next_v = torch.cat((v[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
-            dones = torch.zeros_like(v, dtype=torch.bool)
-            dones[:, -1] = True  # the games end after max_steps: no bootstrap past the last step
+            dones = self._dones(N, T)
             adv, _ = losses.gae(batch.rewards, v, next_v, dones, cfg.gamma, cfg.gae_lambda)
             if cfg.critic_target == "td0":
                 next_t = torch.cat((target_values[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
@@ -184,12 +188,17 @@ class Trainer:
             others = (per_game.sum(1, keepdim=True) - per_game).reshape(N, T)
         return adv, others, values, targets
 
+    def _dones(self, N: int, T: int) -> Tensor:
+        dones = torch.zeros((N, T), dtype=torch.bool, device=self.device)
+        dones[:, -1] = True  # the games end after max_steps: no bootstrap past the last step
+        return dones
+
     # -- 3. update ------------------------------------------------------------------------
     def _entropy(self, dist) -> Tensor:
         return dist.base_entropy() if hasattr(dist, "base_entropy") else dist.entropy()
 
     def _step_critic(self, values: Tensor, targets: Tensor) -> dict[str, float]:
-        loss = losses.critic_loss(values, targets)
+        loss = losses.critic_loss(self.critic.normalized(values), self.critic.normalized(targets))
         self._check_finite("critic loss", loss)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -213,7 +222,9 @@ class Trainer:
         adv, others, values, targets = self.advantages(batch)
         metrics = self._step_critic(values, targets)
         learn = batch.learn
-        if cfg.algo == "adalign":
+        if self.iteration < cfg.critic_warmup:
+            pass  # the critic learns alone first, so the first advantages the actor sees are not biased
+        elif cfg.algo == "adalign":
             dist, _ = self.actor(batch.obs[learn])
             logp = dist.log_prob(batch.actions[learn])
             entropy = self._entropy(dist)

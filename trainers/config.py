@@ -65,6 +65,10 @@ class TrainConfig:
     """EMA rate of the critic's target network."""
     advantage_values: str = "target"
     """Critic giving the values inside GAE: target (EMA network, as the released code) or online."""
+    value_norm: bool = True
+    """Critic predicts in units of running return statistics (PopArt); makes early advantages unbiased."""
+    critic_warmup: int = 0
+    """Updates at the start in which only the critic learns (unbiased advantages from the first actor update)."""
     normalize_advantages: bool = False
     """Normalise advantages (zero mean, unit std) before the alignment term."""
 

@@ -87,25 +87,68 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """State value from the player's observations and the time step ``t / max_steps``."""
+    """State value from the player's observations and the time step ``t / max_steps``.
 
-    def __init__(self, obs_dim: int, hidden: int, mlp_layers: int = 1):
+    With ``value_norm`` the network predicts values in units of running statistics of
+    the targets (PopArt, van Hasselt et al. 2016): :meth:`update_normalizer` moves the
+    statistics and rescales the last layer so the predicted values do not change, and
+    :meth:`normalized` expresses values and targets in those units for the loss. Adam
+    moves each weight by about the learning rate per step whatever the scale of the
+    returns, so without it a critic needs hundreds of updates just to reach returns of
+    -10 (the IPD), and the biased advantages of that time push the policy astray.
+    """
+
+    def __init__(self, obs_dim: int, hidden: int, mlp_layers: int = 1, value_norm: bool = True):
         super().__init__()
         self.net = RecurrentNet(obs_dim + 1, hidden, 1, mlp_layers=mlp_layers)
+        self.value_norm = value_norm
+        self.register_buffer("ret_mean", torch.zeros(()))
+        self.register_buffer("ret_sq", torch.ones(()))
+        self.register_buffer("ret_count", torch.zeros(()))
+
+    @property
+    def ret_std(self) -> Tensor:
+        return (self.ret_sq - self.ret_mean**2).clamp(min=1e-4).sqrt()
 
     def forward(self, obs: Tensor, time: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``obs`` ``[B, T, ...]``, ``time`` ``[B, T]`` in [0, 1] -> values ``[B, T]``."""
         x = torch.cat((obs.flatten(2), time.unsqueeze(-1)), dim=-1)
         v, h = self.net(x, h)
-        return v.squeeze(-1), h
+        v = v.squeeze(-1)
+        if self.value_norm:
+            v = v * self.ret_std + self.ret_mean
+        return v, h
+
+    def normalized(self, values: Tensor) -> Tensor:
+        """Values in the units the network predicts in (identity without ``value_norm``)."""
+        return (values - self.ret_mean) / self.ret_std if self.value_norm else values
+
+    @torch.no_grad()
+    def update_normalizer(self, targets: Tensor, decay: float = 0.99) -> None:
+        """Move the running mean and second moment towards ``targets``, preserving outputs."""
+        if not self.value_norm:
+            return
+        old_mean, old_std = self.ret_mean.clone(), self.ret_std.clone()
+        first = bool(self.ret_count == 0)
+        w = 1.0 if first else 1.0 - decay
+        self.ret_mean.lerp_(targets.mean(), w)
+        self.ret_sq.lerp_((targets**2).mean(), w)
+        self.ret_count += 1
+        if first:  # an untrained network has nothing to preserve: start at the mean return
+            return
+        last = self.net.head[-1]
+        new_std = self.ret_std
+        last.weight.mul_(old_std / new_std)
+        last.bias.mul_(old_std).add_(old_mean - self.ret_mean).div_(new_std)
 
 
-def build_networks(game, hidden: int) -> tuple[Actor, Critic]:
+def build_networks(game, hidden: int, value_norm: bool = True) -> tuple[Actor, Critic]:
     """The actor and critic for a game of the suite."""
     obs_dim = math.prod(game.obs_shape)
     if game.action_kind == "discrete":
-        return Actor(obs_dim, hidden, n_actions=int(game.action_space().n)), Critic(obs_dim, hidden)
-    return Actor(obs_dim, hidden, action_dim=game.action_shape[0]), Critic(obs_dim, hidden, mlp_layers=2)
+        return Actor(obs_dim, hidden, n_actions=int(game.action_space().n)), Critic(obs_dim, hidden, value_norm=value_norm)
+    return (Actor(obs_dim, hidden, action_dim=game.action_shape[0]),
+            Critic(obs_dim, hidden, mlp_layers=2, value_norm=value_norm))
 
 
 def sample_action(dist, generator: torch.Generator) -> Tensor:
