@@ -1,0 +1,82 @@
+"""The example scripts run, with tiny budgets, and write and print what they promise.
+
+Each example runs as a subprocess (one CPU thread, no window) in a temporary folder, so
+its default output folder ``runs/examples`` lands there too.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+GAMES = ("ipd", "coin_game", "negotiation")
+
+
+def run_example(script: str, *args: str, cwd: Path) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{script} {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def test_train_adalign_then_league_and_video(tmp_path):
+    """train_adalign.py on every game; its IPD checkpoint then plays in league.py and record_video.py."""
+    out = run_example("train_adalign.py", "--iterations", 2, "--batch-size", 16, cwd=tmp_path)
+    runs = tmp_path / "runs" / "examples"
+    for game in GAMES:
+        run = runs / f"{game}-adalign-s0"
+        assert f"{game}: 2 updates of adalign; run folder {Path('runs/examples') / run.name}" in out
+        assert (run / "checkpoint.pt").exists() and (run / "config.json").exists()
+        with (run / "metrics.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["iteration"] for r in rows] == ["1", "2"]
+    assert out.count("rollout/reward_per_step") == 3
+
+    checkpoint = runs / "ipd-adalign-s0" / "checkpoint.pt"
+
+    out = run_example("league.py", checkpoint, "--seeds", 1, "--episodes", 4, "--out", tmp_path / "league",
+                      cwd=tmp_path)
+    assert "highest mean reward per step over all opponents" in out
+    for name in ("league.csv", "league.png", "league.json"):
+        assert (tmp_path / "league" / name).stat().st_size > 0
+    with (tmp_path / "league" / "league.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 * 6  # five scripted IPD players and the checkpoint
+    assert {"ipd-adalign-s0", "tit_for_tat"} <= {r["row"] for r in rows}
+
+    video = tmp_path / "ipd.gif"
+    out = run_example("record_video.py", "--env", "ipd", "--players", checkpoint, "tit_for_tat",
+                      "--episodes", 2, "--max-steps", 4, "--fps", 2, "--out", video, cwd=tmp_path)
+    assert out.startswith(f"wrote {video}: ")
+    assert "episode 1: returns player_0" in out
+    assert video.stat().st_size > 0
+
+
+def test_pettingzoo_quickstart(tmp_path):
+    # every game; a random player against a scripted one (discrete and continuous actions)
+    out = run_example("pettingzoo_quickstart.py", "--players", "random", "always_defect",
+                      "--render", tmp_path / "episode.gif", cwd=tmp_path)
+    for game, steps in (("ipd", 16), ("coin_game", 16), ("negotiation", 50)):
+        assert f"{game:<12} {steps} steps; returns: player_0 (random) " in out
+        assert f"wrote {tmp_path / f'episode_{game}.gif'} ({steps + 1} frames)" in out
+        assert (tmp_path / f"episode_{game}.gif").stat().st_size > 0
+    assert out.count("player_1 (always_defect)") == 3
+
+
+def test_gymnasium_sb3(tmp_path):
+    out = run_example("gymnasium_sb3.py", "--steps", 256, "--num-envs", 2, "--eval-episodes", 1, cwd=tmp_path)
+    assert "PPO vs tit_for_tat" in out and "PPO vs always_cooperate" in out
+    assert "cooperation against tit_for_tat" in out
+
+
+def test_baselines(tmp_path):
+    out = run_example("baselines.py", "--iterations", 2, "--batch-size", 8, cwd=tmp_path)
+    for algo in ("ppo", "ppo_shared_reward"):
+        assert (tmp_path / "runs" / "examples" / f"ipd-{algo}-s0" / "model.zip").exists()
+        assert f"{algo}: 2 updates" in out
+    assert out.count("in self-play: reward per step") == 2
