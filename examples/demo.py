@@ -1,41 +1,76 @@
-"""`make demo`: the scripted players of every game against each other.
+"""`make demo`: a few minutes' tour of the project on a 2-core CPU.
 
-Prints, for the IPD, the Coin Game and the Negotiation Game, the mean reward per step of
-the row player against the column player (and the column player's in brackets), from
-games played on the batched view.
+1. trains Advantage Alignment (self-play) and PPO briefly on the Iterated Prisoner's Dilemma;
+2. prints each agent's probability of cooperating after every previous round (the
+   tit-for-tat table of the paper's Fig. 1b);
+3. plays a small league of the two agents against the scripted players and writes its
+   heatmap;
+4. records an MP4 of a Coin Game episode;
+
+and tells where everything was written (``runs/demo/`` by default).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
+from pathlib import Path
 
-import social_dilemmas
-from social_dilemmas.match import play
+# a demo should not fight itself for the two cores of a laptop
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-
-def table(game_name: str, num_envs: int = 512) -> str:
-    game = social_dilemmas.make_game(game_name)
-    names = social_dilemmas.scripted_names(game)
-    width = max(len(n) for n in names) + 2
-    lines = [f"{game.title} ({game_name}, {game.max_steps} steps, {num_envs} games per pair)",
-             " " * width + "".join(f"{n:>18}" for n in names)]
-    for row in names:
-        cells = []
-        for col in names:
-            players = [social_dilemmas.make_policy(row, game), social_dilemmas.make_policy(col, game)]
-            res = play(game, players, num_envs=num_envs, seed=0)
-            cells.append(f"{res.mean[0]:>8.3f} ({res.mean[1]:>6.3f})")
-        lines.append(f"{row:<{width}}" + "".join(f"{c:>18}" for c in cells))
-    return "\n".join(lines)
+from renderers.record import record  # noqa: E402
+from trainers.adalign import train as train_adalign  # noqa: E402
+from trainers.config import preset  # noqa: E402
+from trainers.cooperation import CASES, cooperation_table, plot_cooperation  # noqa: E402
+from trainers.league import format_table, league  # noqa: E402
 
 
-def main() -> None:
+def step(n: int, text: str) -> None:
+    print(f"\n[{n}/4] {text}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="runs/demo")
+    ap.add_argument("--adalign-iterations", type=int, default=150)
+    ap.add_argument("--ppo-iterations", type=int, default=40)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
     start = time.perf_counter()
-    print("Mean reward per step: row player (column player)\n")
-    for name in social_dilemmas.GAMES:
-        print(table(name))
-        print()
-    print(f"done in {time.perf_counter() - start:.1f} s")
+
+    step(1, f"training AdAlign ({args.adalign_iterations} updates) and PPO ({args.ppo_iterations} updates) on the IPD")
+    cfg = preset("ipd", fast=True, batch_size=1024, iterations=args.adalign_iterations, seed=0, save_every=50)
+    train_adalign(cfg, out / "ipd-adalign")
+    from trainers import sb3
+
+    ppo = preset("ipd", algo="ppo", iterations=args.ppo_iterations, batch_size=256, actor_lr=3e-4, seed=0,
+                 entropy_coef=0.01, save_every=20)
+    sb3.train(ppo, out / "ipd-ppo")
+    agents = {"adalign": out / "ipd-adalign" / "checkpoint.pt", "ppo": out / "ipd-ppo" / "model.zip"}
+
+    step(2, "P(cooperate | previous round), from the agent's side (tit-for-tat: high after CC and DC, low after CD and DD)")
+    table = cooperation_table(agents["adalign"], num_games=512)
+    print("previous round   " + "  ".join(f"{c:>5}" for c in CASES))
+    print("adalign          " + "  ".join(f"{table[c][0]:5.2f}" for c in CASES))
+    plot_cooperation({"adalign": table}, out / "cooperation.png")
+
+    step(3, "a small league on the IPD (mean reward per step: row / column)")
+    players = [f"adalign={agents['adalign']}", f"ppo={agents['ppo']}", "always_cooperate", "always_defect",
+               "tit_for_tat", "random"]
+    result = league("ipd", players, out / "league", seeds=1, episodes=256, progress=False)
+    print(format_table(result))
+
+    step(4, "recording a Coin Game episode")
+    rec = record("coin_game", ["always_cooperate", "always_defect"], episodes=1, out=out / "coin_game.mp4", seed=0)
+
+    print(f"\ndone in {time.perf_counter() - start:.0f} s. Written under {out}/:")
+    for path in [out / "ipd-adalign", out / "ipd-ppo", out / "cooperation.png", out / "league" / "league.png",
+                 out / "league" / "league.csv", Path(rec["path"])]:
+        print(f"  {path}")
+    print("next: python -m trainers train --help, python -m trainers league --help, examples/README.md")
 
 
 if __name__ == "__main__":
