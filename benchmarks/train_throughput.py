@@ -1,0 +1,61 @@
+"""Training throughput of the AdAlign trainer: env-steps per second, rollout and update included.
+
+For each game, the preset's batch (or ``--batch-size``) is trained for a few updates on
+each available device (CPU, and CUDA when present); an env-step is one joint move of one
+game. Prints a table with the time split between rollout and update.
+
+    python benchmarks/train_throughput.py [--updates 5] [--algo adalign]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from trainers.adalign import Trainer
+from trainers.config import preset
+
+
+def measure(env: str, device: str, updates: int, algo: str, batch_size: int | None) -> dict[str, float]:
+    overrides = {"device": device, "algo": algo, "tensorboard": False}
+    if batch_size:
+        overrides["batch_size"] = batch_size
+    trainer = Trainer(preset(env, **overrides))
+    trainer.train_step()  # warm-up (allocations, CUDA kernels)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    rollout = update = 0.0
+    start = time.perf_counter()
+    for _ in range(updates):
+        m = trainer.train_step()
+        rollout += m["time/rollout_s"]
+        update += m["time/update_s"]
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    steps = trainer.cfg.batch_size * trainer.cfg.max_steps * updates
+    return {"batch": trainer.cfg.batch_size, "steps_per_s": steps / elapsed, "s_per_update": elapsed / updates,
+            "rollout_share": rollout / (rollout + update)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--updates", type=int, default=5)
+    ap.add_argument("--algo", default="adalign", choices=["adalign", "proximal_adalign"])
+    ap.add_argument("--batch-size", type=int, default=None, help="games per update (default: each preset's)")
+    args = ap.parse_args()
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", CUDA: {torch.cuda.get_device_name()}" if "cuda" in devices else ", no CUDA"))
+    print(f"{'game':<12}{'device':<8}{'batch':>8}{'env-steps/s':>14}{'s/update':>10}{'rollout':>9}")
+    for env in ("ipd", "coin_game", "negotiation"):
+        for device in devices:
+            r = measure(env, device, args.updates, args.algo, args.batch_size)
+            print(f"{env:<12}{device:<8}{r['batch']:>8}{r['steps_per_s']:>14,.0f}{r['s_per_update']:>10.2f}"
+                  f"{r['rollout_share']:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
