@@ -10,10 +10,11 @@ export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
 .PHONY: demo test slow bench install lint clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/install_meltingpot.py
 	@test -x $(PY) || { echo "[install] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "[install] installing social-dilemmas and its pinned dependencies into $(VENV)"
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PY) scripts/install_meltingpot.py
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -61,6 +61,11 @@ ENV_IDS = {
 }
 
 
+#: Melting Pot games (need the Melting Pot extra): name -> registered id. Their module,
+#: ``social_dilemmas.commons_harvest``, is imported only when one is made.
+MELTINGPOT_ENV_IDS = {"commons_harvest_open": "social_dilemmas/CommonsHarvestOpen-v0"}
+
+
 def make_game(name: str, **kwargs: Any) -> BatchedGame:
     """The rules of game ``name`` with the given constructor arguments."""
     cls = GAMES.get(name)
@@ -76,7 +81,12 @@ def make_game(name: str, **kwargs: Any) -> BatchedGame:
 
 
 def parallel_env(name: str, render_mode: str | None = None, **kwargs: Any) -> SocialDilemmaParallelEnv:
-    """A PettingZoo ``ParallelEnv`` of game ``name`` (``"ipd"``, ``"coin_game"``, ``"negotiation"``)."""
+    """A PettingZoo ``ParallelEnv`` of game ``name`` (``"ipd"``, ``"coin_game"``, ``"negotiation"``,
+    ``"commons_harvest_open"``)."""
+    if name in MELTINGPOT_ENV_IDS:
+        from social_dilemmas.commons_harvest import CommonsHarvestOpen
+
+        return CommonsHarvestOpen(render_mode=render_mode, **kwargs)
     return SocialDilemmaParallelEnv(make_game(name, **kwargs), render_mode=render_mode)
 
 
@@ -105,6 +115,12 @@ def _register() -> None:
                 entry_point=f"social_dilemmas:_gym_{name}",
                 vector_entry_point=f"social_dilemmas:_vec_{name}",
             )
+    # Melting Pot: string entry points, so nothing of Melting Pot is imported here
+    env_id = MELTINGPOT_ENV_IDS["commons_harvest_open"]
+    if env_id not in pettingzoo.parallel_registry:
+        pettingzoo.register("parallel", env_id, entry_point="social_dilemmas.commons_harvest:CommonsHarvestOpen")
+    if env_id not in gymnasium.registry:
+        gymnasium.register(env_id, entry_point="social_dilemmas.commons_harvest:CommonsHarvestSingleAgentEnv")
 
 
 def _makers(name: str):
