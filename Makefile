@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: demo test slow bench install lint clean
+.PHONY: demo test slow bench reproduce install lint clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_meltingpot.py
 	@test -x $(PY) || { echo "[install] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -29,6 +29,10 @@ test: $(STAMP)
 slow: $(STAMP)
 	$(PY) -m pytest -m slow -n 2
 
+# the paper's results, reproduced by example scripts (long: see the README's Results)
+reproduce: $(STAMP)
+	$(PY) examples/ipd_tit_for_tat.py --seeds 5 --out runs/reproduce/ipd
+
 # benchmarks: a second environment holds the JaxMARL reference
 .venv-bench/.installed: benchmarks/constraints-jaxmarl.txt
 	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
@@ -37,6 +41,9 @@ slow: $(STAMP)
 
 bench: $(STAMP) .venv-bench/.installed
 	$(PY) benchmarks/env_throughput.py --jax-python .venv-bench/bin/python
+	$(PY) benchmarks/render_speed.py
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/commons_harvest_speed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -190,3 +190,9 @@ def test_training_on_cuda_keeps_everything_on_the_device(tmp_path, env):
     policy = load_policy(tmp_path / "checkpoint.pt", device="cuda")
     policy.reset(3, "cuda")
     assert policy.act(trainer.obs[:3, 0]).is_cuda
+
+
+def test_tensorboard_logs_are_written(tmp_path):
+    train(tiny("ipd", tensorboard=True, iterations=2), tmp_path, progress=False)
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

@@ -860,12 +860,9 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
     header, rows = _read_metrics(out / "metrics.csv", run.iteration)
     writer = None
     if cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        from trainers.tb import summary_writer
 
-            writer = SummaryWriter(str(out / "tb"), purge_step=run.iteration + 1 if resume else None)
-        except ImportError:  # tensorboard is optional
-            writer = None
+        writer = summary_writer(out / "tb", purge_step=run.iteration + 1 if resume else None)
     from tqdm.auto import tqdm
 
     label = cfg.algo + (" (independent)" if independent else "")
