@@ -17,7 +17,6 @@ One explicit loop (CleanRL style), in four visible sections per update:
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import random
 import time
@@ -33,6 +32,7 @@ from trainers import losses
 from trainers.checkpoint import atomic_save, load_checkpoint
 from trainers.config import TrainConfig
 from trainers.networks import build_networks, sample_action
+from trainers.runner import run_loop
 
 __all__ = ["Trainer", "TrainingDiverged", "train", "resolve_device"]
 
@@ -351,16 +351,6 @@ class Trainer:
         return metrics
 
 
-def _open_metrics(path: Path, resume_iteration: int) -> tuple[list[str] | None, list[dict[str, str]]]:
-    """The header and the rows of an existing metrics.csv up to ``resume_iteration``."""
-    if not path.exists():
-        return None, []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        rows = [r for r in reader if int(r["iteration"]) <= resume_iteration]
-        return reader.fieldnames, rows
-
-
 def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume: bool = False,
           progress: bool = True, iterations: int | None = None) -> Trainer:
     """Train (or, with ``resume=True``, continue the run in ``out``) and return the trainer.
@@ -388,45 +378,6 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
     trainer = Trainer(cfg, out)
     if ckpt is not None:
         trainer.load_state_dict(ckpt)
-    header, rows = _open_metrics(out / "metrics.csv", trainer.iteration)
-    writer = None
-    if cfg.tensorboard:
-        from trainers.tb import summary_writer
-
-        writer = summary_writer(out / "tb", purge_step=trainer.iteration + 1 if resume else None)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.iterations, initial=trainer.iteration, disable=not progress, unit="update",
-               desc=f"{cfg.algo} {cfg.env}", dynamic_ncols=True)
-    csv_file = None
-    start = time.perf_counter()
-    try:
-        while trainer.iteration < cfg.iterations:
-            metrics = trainer.train_step()
-            metrics["time/elapsed_s"] = time.perf_counter() - start
-            it = trainer.iteration
-            if it % cfg.log_every == 0 or it == cfg.iterations:
-                row = {"iteration": it, **{k: f"{v:.6g}" for k, v in metrics.items()}}
-                if csv_file is None:
-                    header = header or list(row)
-                    csv_file = (out / "metrics.csv").open("w", newline="")
-                    w = csv.DictWriter(csv_file, fieldnames=header, extrasaction="ignore")
-                    w.writeheader()
-                    w.writerows(rows)
-                w.writerow(row)
-                csv_file.flush()
-                if writer is not None:
-                    for k, v in metrics.items():
-                        writer.add_scalar(k, v, it)
-            if it % cfg.save_every == 0 or it == cfg.iterations:
-                trainer.save()
-            bar.update(1)
-            bar.set_postfix({k.split("/")[1]: f"{v:.3g}" for k, v in metrics.items()
-                             if k in ("rollout/reward_per_step", "rollout/cooperation", "train/loss_aa", "train/critic_loss")})
-    finally:
-        bar.close()
-        if csv_file is not None:
-            csv_file.close()
-        if writer is not None:
-            writer.close()
+    run_loop(trainer, cfg, out, resume, progress, desc=f"{cfg.algo} {cfg.env}",
+             postfix=("rollout/reward_per_step", "rollout/cooperation", "train/loss_aa", "train/critic_loss"))
     return trainer

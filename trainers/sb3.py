@@ -61,11 +61,8 @@ is then the rollout length (the preset's chunks of 15 steps) and the episodes la
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -87,7 +84,9 @@ from social_dilemmas.core import BatchedGame
 from social_dilemmas.parallel import check_render_mode
 from social_dilemmas.policies import Policy
 from social_dilemmas.vector import VectorGame
+from trainers.checkpoint import atomic_write
 from trainers.config import TrainConfig
+from trainers.runner import run_loop
 
 __all__ = [
     "GameVecEnv",
@@ -750,19 +749,7 @@ def _namespaced(logger: Logger, player: int | None) -> dict[str, float]:
 
 
 def _atomic_model_save(model: PPO, path: Path) -> None:
-    """``model.save`` to a temporary file in the same folder, flushed to disk, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.zip", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, model.save)
 
 
 def _quiet_logger() -> Logger:
@@ -811,14 +798,6 @@ def _load(cfg: TrainConfig, out: Path, independent: bool, time_limit: str) -> PP
     return run
 
 
-def _read_metrics(path: Path, upto: int) -> tuple[list[str] | None, list[dict[str, str]]]:
-    if not path.exists():
-        return None, []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        return reader.fieldnames, [r for r in reader if int(r["iteration"]) <= upto]
-
-
 def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume: bool = False,
           progress: bool = True, iterations: int | None = None, *, independent: bool = False,
           time_limit: str = "terminate") -> PPORun:
@@ -857,48 +836,9 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
                 "n_envs": run.model.n_envs, "net_arch": ppo.pop("policy_kwargs")["net_arch"], "ppo": ppo}
     (out / "sb3.json").write_text(json.dumps(sb3_info, indent=2, sort_keys=True))
 
-    header, rows = _read_metrics(out / "metrics.csv", run.iteration)
-    writer = None
-    if cfg.tensorboard:
-        from trainers.tb import summary_writer
-
-        writer = summary_writer(out / "tb", purge_step=run.iteration + 1 if resume else None)
-    from tqdm.auto import tqdm
-
     label = cfg.algo + (" (independent)" if independent else "")
-    bar = tqdm(total=cfg.iterations, initial=run.iteration, disable=not progress, unit="update",
-               desc=f"{label} {cfg.env}", dynamic_ncols=True)
-    csv_file = None
-    start = time.perf_counter()
-    try:
-        while run.iteration < cfg.iterations:
-            metrics = run.train_step()
-            metrics["time/elapsed_s"] = time.perf_counter() - start
-            it = run.iteration
-            if it % cfg.log_every == 0 or it == cfg.iterations:
-                row = {"iteration": it, **{k: f"{v:.6g}" for k, v in metrics.items()}}
-                if csv_file is None:
-                    header = header or list(row)
-                    csv_file = (out / "metrics.csv").open("w", newline="")
-                    w = csv.DictWriter(csv_file, fieldnames=header, extrasaction="ignore")
-                    w.writeheader()
-                    w.writerows(rows)
-                w.writerow(row)
-                csv_file.flush()
-                if writer is not None:
-                    for k, v in metrics.items():
-                        writer.add_scalar(k, v, it)
-            if it % cfg.save_every == 0 or it == cfg.iterations:
-                run.save()
-            bar.update(1)
-            bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in metrics.items()
-                             if k in ("rollout/reward_per_step", "rollout/cooperation", "train/loss")})
-    finally:
-        bar.close()
-        if csv_file is not None:
-            csv_file.close()
-        if writer is not None:
-            writer.close()
+    run_loop(run, cfg, out, resume, progress, desc=f"{label} {cfg.env}",
+             postfix=("rollout/reward_per_step", "rollout/cooperation", "train/loss"))
     if run.iteration >= cfg.iterations and not all(p.exists() for p in run.model_paths()):
         run.save()  # a resumed run that was already complete
     return run
