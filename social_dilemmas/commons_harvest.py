@@ -57,7 +57,7 @@ import torch
 from pettingzoo import ParallelEnv
 
 from social_dilemmas.core import agent_names, check_positive_int
-from social_dilemmas.parallel import check_render_mode, check_seed, new_generator
+from social_dilemmas.parallel import check_action_dict, check_render_mode, check_seed, new_generator
 from social_dilemmas.policies import PLAYER_LOADERS, Policy, resolve_player
 
 __all__ = [
@@ -675,18 +675,7 @@ class CommonsHarvestOpen(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         self._check_running()
-        if not isinstance(actions, dict):
-            raise TypeError(f"actions must be a dict mapping each agent in {self.agents} to its action, "
-                            f"got {type(actions).__name__}")
-        if actions.keys() != self._index.keys():
-            missing = [a for a in self.agents if a not in actions]
-            unknown = [a for a in actions if a not in self._index]
-            parts = []
-            if missing:
-                parts.append(f"missing actions for {missing}")
-            if unknown:
-                parts.append(f"unknown agents {unknown}")
-            raise ValueError("; ".join(parts) + f"; expected exactly one action for each of {self.agents}")
+        check_action_dict(actions, self.agents)
         agents = self.possible_agents
         obs, rewards, terminated, truncated = self._step_list([_check_action(a, actions[a]) for a in agents])
         return (

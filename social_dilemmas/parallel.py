@@ -14,6 +14,7 @@ __all__ = [
     "SocialDilemmaParallelEnv",
     "RENDER_MODES",
     "check_render_mode",
+    "check_action_dict",
     "new_generator",
     "new_np_generator",
     "to_numpy_action",
@@ -74,6 +75,21 @@ def to_numpy_action(game: BatchedGame, agent: str, action: Any) -> Any:
     if np.any(a < space.low) or np.any(a > space.high):
         raise ValueError(f"invalid action {a.tolist()} for {agent}: allowed values are floats in [{space.low[0]}, {space.high[0]}] per item")
     return a
+
+
+def check_action_dict(actions: Any, agents: list[str]) -> None:
+    """Raise a clear error unless ``actions`` is a dict with exactly one entry per agent of ``agents``."""
+    if not isinstance(actions, dict):
+        raise TypeError(f"actions must be a dict mapping each agent in {agents} to its action, got {type(actions).__name__}")
+    if actions.keys() != set(agents):
+        missing = [a for a in agents if a not in actions]
+        unknown = [a for a in actions if a not in agents]
+        parts = []
+        if missing:
+            parts.append(f"missing actions for {missing}")
+        if unknown:
+            parts.append(f"unknown agents {unknown}")
+        raise ValueError("; ".join(parts) + f"; expected exactly one action for each of {agents}")
 
 
 def _describe_discrete(game: BatchedGame) -> str:
@@ -152,17 +168,7 @@ class SocialDilemmaParallelEnv(ParallelEnv):
             raise RuntimeError(
                 "step() called after the episode ended (or before reset()); call reset() to start a new episode"
             )
-        if not isinstance(actions, dict):
-            raise TypeError(f"actions must be a dict mapping each agent in {self.agents} to its action, got {type(actions).__name__}")
-        if actions.keys() != self._index.keys():
-            missing = [a for a in self.agents if a not in actions]
-            unknown = [a for a in actions if a not in self._index]
-            parts = []
-            if missing:
-                parts.append(f"missing actions for {missing}")
-            if unknown:
-                parts.append(f"unknown agents {unknown}")
-            raise ValueError("; ".join(parts) + f"; expected exactly one action for each of {self.agents}")
+        check_action_dict(actions, self.agents)
         game = self.game
         acts = [to_numpy_action(game, a, actions[a]) for a in self.possible_agents]
         if game.action_kind == "discrete":
