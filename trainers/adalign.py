@@ -361,6 +361,10 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
     extend a resumed run).
     """
     out = Path(out)
+    saved = out / "config.json"
+    if (TrainConfig.load(saved).env if resume and saved.exists() else getattr(cfg, "env", None)) == "commons_harvest_open":
+        from trainers.commons_harvest import train_commons_harvest  # the Melting Pot trainer (worker processes)
+        return train_commons_harvest(cfg, out, resume=resume, progress=progress, iterations=iterations)
     ckpt = None
     if resume:
         if not (out / "config.json").exists():
