@@ -32,7 +32,7 @@ from trainers import losses
 from trainers.checkpoint import atomic_save, load_checkpoint
 from trainers.config import TrainConfig
 from trainers.networks import build_networks, sample_action
-from trainers.runner import run_loop
+from trainers.runner import prepare_config, run_loop
 
 __all__ = ["Trainer", "TrainingDiverged", "train", "resolve_device"]
 
@@ -365,20 +365,8 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
     if (TrainConfig.load(saved).env if resume and saved.exists() else getattr(cfg, "env", None)) == "commons_harvest_open":
         from trainers.commons_harvest import train_commons_harvest  # the Melting Pot trainer (worker processes)
         return train_commons_harvest(cfg, out, resume=resume, progress=progress, iterations=iterations)
-    ckpt = None
-    if resume:
-        if not (out / "config.json").exists():
-            raise FileNotFoundError(f"--resume {out}: no config.json there; is this a training run's folder?")
-        cfg = TrainConfig.load(out / "config.json")
-        if (out / "checkpoint.pt").exists():
-            ckpt = load_checkpoint(out / "checkpoint.pt")
-    elif cfg is None:
-        raise ValueError("cfg is required unless resume=True")
-    if iterations is not None:
-        cfg.iterations = iterations
-    cfg.validate()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(cfg.to_json())
+    cfg = prepare_config(cfg, out, resume, iterations)
+    ckpt = load_checkpoint(out / "checkpoint.pt") if resume and (out / "checkpoint.pt").exists() else None
     trainer = Trainer(cfg, out)
     if ckpt is not None:
         trainer.load_state_dict(ckpt)

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from trainers import losses
 from trainers.checkpoint import atomic_save
 from trainers.config import TrainConfig
-from trainers.runner import run_loop
+from trainers.runner import prepare_config, run_loop
 
 __all__ = ["NatureCNN", "GatedTransformer", "CommonsHarvestNet", "CommonsHarvestTrainer", "train_commons_harvest",
            "DEFAULT_NETWORK"]
@@ -450,23 +450,14 @@ def train_commons_harvest(cfg: TrainConfig | None = None, out: str | Path = "run
     *new episodes*: the Melting Pot games live in worker processes and cannot be saved.
     """
     out = Path(out)
+    cfg = prepare_config(cfg, out, resume, iterations)
     ckpt = None
     if resume:
-        if not (out / "config.json").exists():
-            raise FileNotFoundError(f"--resume {out}: no config.json there; is this a training run's folder?")
-        cfg = TrainConfig.load(out / "config.json")
         if (out / "network.json").exists():
             network = json.loads((out / "network.json").read_text())
         if (out / "checkpoint.pt").exists():
             ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
             network = ckpt.get("network", network)
-    elif cfg is None:
-        raise ValueError("cfg is required unless resume=True")
-    if iterations is not None:
-        cfg.iterations = iterations
-    cfg.validate()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(cfg.to_json())
     trainer = CommonsHarvestTrainer(cfg, out, network)
     (out / "network.json").write_text(json.dumps(trainer.network, indent=2))
     try:

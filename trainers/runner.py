@@ -13,7 +13,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_metrics", "run_loop"]
+__all__ = ["prepare_config", "read_metrics", "run_loop"]
+
+
+def prepare_config(cfg: Any, out: Path, resume: bool, iterations: int | None) -> Any:
+    """The configuration of a run in ``out``: the saved ``config.json`` when resuming,
+    else ``cfg``; ``iterations`` (if given) overrides the total. Validated, then written
+    back to ``out/config.json``."""
+    from trainers.config import TrainConfig
+
+    if resume:
+        if not (out / "config.json").exists():
+            raise FileNotFoundError(f"--resume {out}: no config.json there; is this a training run's folder?")
+        cfg = TrainConfig.load(out / "config.json")
+    elif cfg is None:
+        raise ValueError("cfg is required unless resume=True")
+    if iterations is not None:
+        cfg.iterations = iterations
+    cfg.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(cfg.to_json())
+    return cfg
 
 
 def read_metrics(path: Path, upto: int) -> tuple[list[str] | None, list[dict[str, str]]]:

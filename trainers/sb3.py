@@ -86,7 +86,7 @@ from social_dilemmas.policies import Policy
 from social_dilemmas.vector import VectorGame
 from trainers.checkpoint import atomic_write
 from trainers.config import TrainConfig
-from trainers.runner import run_loop
+from trainers.runner import prepare_config, run_loop
 
 __all__ = [
     "GameVecEnv",
@@ -811,18 +811,11 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
     come from ``out`` and ``iterations`` may extend the run.
     """
     out = Path(out)
-    if resume:
-        if not (out / "config.json").exists():
-            raise FileNotFoundError(f"--resume {out}: no config.json there; is this a training run's folder?")
-        cfg = TrainConfig.load(out / "config.json")
-        extra = json.loads((out / "sb3.json").read_text()) if (out / "sb3.json").exists() else {}
+    cfg = prepare_config(cfg, out, resume, iterations)
+    if resume and (out / "sb3.json").exists():
+        extra = json.loads((out / "sb3.json").read_text())
         independent = extra.get("independent", independent)
         time_limit = extra.get("time_limit", time_limit)
-    elif cfg is None:
-        raise ValueError("cfg is required unless resume=True")
-    if iterations is not None:
-        cfg.iterations = iterations
-    cfg.validate()
     if cfg.algo not in SB3_ALGOS:
         raise ValueError(f"algo = {cfg.algo!r} is invalid for the SB3 baselines: allowed values are {list(SB3_ALGOS)}")
     if time_limit not in TIME_LIMIT_MODES:
@@ -830,7 +823,6 @@ def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume
     out.mkdir(parents=True, exist_ok=True)
     saved = (out / ("model_player_0.zip" if independent else "model.zip")).exists()
     run = _load(cfg, out, independent, time_limit) if resume and saved else _build(cfg, out, independent, time_limit)
-    (out / "config.json").write_text(cfg.to_json())
     ppo = ppo_kwargs(cfg, run.model.n_envs)
     sb3_info = {"independent": independent, "time_limit": time_limit, "policy": type(run.model.policy).__name__,
                 "n_envs": run.model.n_envs, "net_arch": ppo.pop("policy_kwargs")["net_arch"], "ppo": ppo}
