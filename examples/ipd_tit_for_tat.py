@@ -30,7 +30,7 @@ from trainers.cooperation import CASES, cooperation_table, plot_cooperation
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--iterations", type=int, default=600, help="updates per seed")
+    ap.add_argument("--iterations", type=int, default=200, help="updates per seed (the fast preset decays the actor lr to 0 over them)")
     ap.add_argument("--batch-size", type=int, default=None, help="games per update (default: the preset's)")
     ap.add_argument("--out", default="runs/ipd-tft")
     ap.add_argument("--device", default="auto")

@@ -196,3 +196,74 @@ def test_tensorboard_logs_are_written(tmp_path):
     train(tiny("ipd", tensorboard=True, iterations=2), tmp_path, progress=False)
     events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_feed_forward_actor_sees_the_current_round_and_whether_the_episode_started():
+    from trainers.networks import Actor
+
+    torch.manual_seed(0)
+    actor = Actor(4, 16, n_actions=2, recurrent=False)
+    obs = torch.eye(4)[torch.randint(0, 4, (6, 9))]  # [6 games, 9 steps, 4]
+    obs[:, 0] = 0.0  # no previous round at the first step
+    seq, _ = actor(obs)
+    h = actor.initial_state(6, "cpu")
+    for t in range(9):
+        dist, h = actor.step(obs[:, t], h)
+        assert torch.allclose(dist.logits, seq.logits[:, t], atol=1e-6)
+    # after the first step the output depends on the current observation only
+    flat_obs, flat_logits = obs[:, 1:].reshape(-1, 4), seq.logits[:, 1:].reshape(-1, 2)
+    for k in range(4):
+        rows = flat_obs[:, k] == 1
+        assert torch.allclose(flat_logits[rows], flat_logits[rows][:1].expand(int(rows.sum()), 2), atol=1e-6)
+    # the first step has an input of its own: an all-zero observation later in the episode differs
+    later, _ = actor(torch.zeros(1, 2, 4))
+    assert not torch.allclose(later.logits[0, 0], later.logits[0, 1])
+
+
+def test_anneal_lr_decays_the_actor_learning_rate_linearly_to_zero():
+    trainer = Trainer(tiny("ipd", iterations=4, anneal_lr=True, actor_lr=1e-3))
+    seen = []
+    for _ in range(4):
+        trainer.train_step()
+        seen.append(trainer.actor_opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert trainer.critic_opt.param_groups[0]["lr"] == pytest.approx(trainer.cfg.critic_lr)
+
+
+def test_fast_ipd_preset_resumes_exactly_after_an_interruption_and_is_a_player(tmp_path, monkeypatch):
+    kw = dict(fast=True, max_steps=8, batch_size=16, hidden=16, tensorboard=False, snapshot_every=1, critic_warmup=1)
+    cfg = preset("ipd", iterations=4, save_every=2, **kw)
+    assert not cfg.actor_recurrent and cfg.anneal_lr and cfg.self_play_prob == 0.5
+    full = train(cfg, tmp_path / "full", progress=False)
+    real_step = Trainer.train_step
+
+    def interrupted(self):  # Ctrl-C during the third update, after the checkpoint of the second
+        if self.iteration == 2:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(preset("ipd", iterations=4, save_every=2, **kw), tmp_path / "split", progress=False)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = train(out=tmp_path / "split", resume=True, progress=False)  # the lr schedule continues where it was
+    assert resumed.iteration == 4
+    for k, v in full.actor.state_dict().items():
+        assert torch.equal(v, resumed.actor.state_dict()[k])
+    policy = load_policy(tmp_path / "full" / "checkpoint.pt", social_dilemmas.make_game("ipd"))
+    policy.reset(3, "cpu")
+    first = policy.act(torch.zeros(3, 4))
+    assert first.shape == (3,) and set(first.tolist()) <= {0, 1}
+
+
+def test_cli_fast_flag_uses_the_cpu_preset_and_is_refused_where_it_does_not_apply(tmp_path):
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "trainers", "train", "--no-tensorboard", "--no-progress", "--device", "cpu"]
+    subprocess.run(base + ["--env", "ipd", "--fast", "--iterations", "1", "--batch-size", "8", "--hidden", "8",
+                           "--out", str(run)], check=True, capture_output=True, text=True)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["actor_recurrent"] is False and saved["anneal_lr"] is True and saved["beta"] == 3.0
+    assert saved["batch_size"] == 8  # an option given on the command line wins over the preset
+    for extra in (["--env", "coin_game"], ["--env", "ipd", "--algo", "ppo"]):
+        res = subprocess.run(base + extra + ["--fast", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+        assert res.returncode == 2 and "--fast" in res.stderr

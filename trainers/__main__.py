@@ -1,6 +1,7 @@
 """Command line of the trainers.
 
     python -m trainers train --env ipd --algo adalign --seed 0 --iterations 500 --out runs/ipd
+    python -m trainers train --env ipd --fast --iterations 200 --out runs/ipd-fast   # CPU preset: tit-for-tat in ~1 min
     python -m trainers train --resume runs/ipd [--iterations 1000]
     python -m trainers cooperation --agent runs/ipd/checkpoint.pt --out runs/ipd/cooperation
     python -m trainers train --env negotiation --algo ppo_shared_reward --out runs/neg-ppo-sr   # SB3 baselines
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(model.zip for ppo and ppo_shared_reward; default runs/ENV-ALGO-sSEED)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR exactly where it stopped")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--fast", action="store_true",
+                   help="start from the game's CPU preset (trainers.config.FAST; the IPD: memory-one actor, beta 3, "
+                   "agent replay, annealed actor lr; learns tit-for-tat in about a minute) instead of the paper's")
     p.add_argument("--independent", action="store_true",
                    help="ppo, ppo_shared_reward: one model per seat, stepped in lockstep (default: one shared network)")
     p.add_argument("--time-limit", default="terminate", choices=("terminate", "bootstrap"),
@@ -74,6 +78,10 @@ def _sb3_run(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train" and getattr(args, "fast", False) and (args.resume or _sb3_run(args)):
+        print("error: --fast applies to new adalign and proximal_adalign runs (a resumed run keeps its config.json)",
+              file=sys.stderr)
+        return 2
     if args.command == "train" and _sb3_run(args):
         from trainers import sb3
 

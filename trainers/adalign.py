@@ -78,7 +78,8 @@ class Trainer:
         self.game = make_training_game(cfg)
         self.n_players = self.game.n_players
         torch.manual_seed(cfg.seed)
-        self.actor, self.critic = build_networks(self.game, cfg.hidden, value_norm=cfg.value_norm)
+        self.actor, self.critic = build_networks(self.game, cfg.hidden, value_norm=cfg.value_norm,
+                                                     actor_recurrent=cfg.actor_recurrent)
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -335,6 +336,9 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One update: rollout, advantages, update. Returns the metrics of the update."""
         start = time.perf_counter()
+        if self.cfg.anneal_lr:
+            for group in self.actor_opt.param_groups:
+                group["lr"] = self.cfg.actor_lr * max(0.0, 1.0 - self.iteration / self.cfg.iterations)
         batch = self.mix_replay(self.rollout())
         rollout_s = time.perf_counter() - start
         metrics = self.rollout_metrics(batch)

@@ -105,7 +105,7 @@ def load_policy(path: str | Path, game=None, device: str | torch.device = "cpu",
     if game is not None:
         if game.name != trained_on.name or game.obs_shape != trained_on.obs_shape or game.action_shape != trained_on.action_shape:
             raise ValueError(f"checkpoint {str(path)!r} holds an agent for {trained_on!r}, not for {game!r}")
-    actor, _ = build_networks(trained_on, cfg.hidden)
+    actor, _ = build_networks(trained_on, cfg.hidden, actor_recurrent=cfg.actor_recurrent)
     actor.load_state_dict(ckpt["actor"])
     name = Path(path).parent.name or Path(path).stem
     return AgentPolicy(actor.to(device), name=f"{cfg.algo}:{name}", greedy=greedy)

@@ -25,15 +25,19 @@ __all__ = ["RecurrentNet", "Actor", "Critic", "build_networks"]
 class RecurrentNet(nn.Module):
     """``encoder -> GRU -> head``. ``encoder`` maps ``[..., in_dim]`` to ``[..., hidden]``."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, mlp_layers: int = 1, head_sizes: tuple[int, ...] = ()):
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, mlp_layers: int = 1, head_sizes: tuple[int, ...] = (),
+                 recurrent: bool = True):
         super().__init__()
         layers: list[nn.Module] = []
-        width = in_dim
+        width = in_dim if recurrent else in_dim + 1  # feed-forward: plus a "not the first step" flag
         for _ in range(mlp_layers):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
             width = hidden
         self.encoder = nn.Sequential(*layers)
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        # without recurrence a feed-forward layer takes the GRU's place: the output depends
+        # on the current input only, and the hidden state passes through unchanged
+        self.recurrent = recurrent
+        self.gru = nn.GRU(hidden, hidden, batch_first=True) if recurrent else nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         head: list[nn.Module] = []
         width = hidden
         for size in head_sizes:
@@ -48,6 +52,15 @@ class RecurrentNet(nn.Module):
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x``: ``[B, T, in_dim]`` -> (``[B, T, out_dim]``, final hidden ``[1, B, hidden]``)."""
+        if not self.recurrent:
+            # the only memory is whether the episode has started: the hidden state is 0 before
+            # the first step and 1 after it, so the first step has its own input (like the
+            # start state of a memory-one policy) and sequences and single steps agree
+            started = torch.ones(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device)
+            started[:, 0] = 0.0 if h is None else h[0, :, :1]
+            z = self.gru(self.encoder(torch.cat((x, started), dim=-1)))
+            h_next = torch.ones(1, x.shape[0], self.hidden, dtype=x.dtype, device=x.device)
+            return self.head(z), h_next
         z, h = self.gru(self.encoder(x), h)
         return self.head(z), h
 
@@ -60,13 +73,14 @@ class RecurrentNet(nn.Module):
 class Actor(nn.Module):
     """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals."""
 
-    def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None):
+    def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None,
+                 recurrent: bool = True):
         super().__init__()
         self.discrete = n_actions is not None
         if self.discrete:
-            self.net = RecurrentNet(obs_dim, hidden, n_actions)
+            self.net = RecurrentNet(obs_dim, hidden, n_actions, recurrent=recurrent)
         else:
-            self.net = RecurrentNet(obs_dim, hidden, action_dim, mlp_layers=2, head_sizes=(128, 128))
+            self.net = RecurrentNet(obs_dim, hidden, action_dim, mlp_layers=2, head_sizes=(128, 128), recurrent=recurrent)
             self.log_std = nn.Parameter(torch.zeros(()))  # one log-std shared by the items
 
     def distribution(self, out: Tensor):
@@ -142,12 +156,13 @@ class Critic(nn.Module):
         last.bias.mul_(old_std).add_(old_mean - self.ret_mean).div_(new_std)
 
 
-def build_networks(game, hidden: int, value_norm: bool = True) -> tuple[Actor, Critic]:
-    """The actor and critic for a game of the suite."""
+def build_networks(game, hidden: int, value_norm: bool = True, actor_recurrent: bool = True) -> tuple[Actor, Critic]:
+    """The actor and critic for a game of the suite (``actor_recurrent=False``: a feed-forward actor)."""
     obs_dim = math.prod(game.obs_shape)
     if game.action_kind == "discrete":
-        return Actor(obs_dim, hidden, n_actions=int(game.action_space().n)), Critic(obs_dim, hidden, value_norm=value_norm)
-    return (Actor(obs_dim, hidden, action_dim=game.action_shape[0]),
+        return (Actor(obs_dim, hidden, n_actions=int(game.action_space().n), recurrent=actor_recurrent),
+                Critic(obs_dim, hidden, value_norm=value_norm))
+    return (Actor(obs_dim, hidden, action_dim=game.action_shape[0], recurrent=actor_recurrent),
             Critic(obs_dim, hidden, mlp_layers=2, value_norm=value_norm))
 
 
