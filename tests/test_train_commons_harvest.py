@@ -1,6 +1,8 @@
 """Proximal AdAlign on Commons Harvest Open (trainers.commons_harvest): the networks' shapes,
-causality and context, step-by-step rollout equal to the training pass, and a tiny training
-run with resume. Skipped as a whole when Melting Pot is not installed."""
+causality and context, step-by-step rollout equal to the training pass, a tiny training
+run with resume, and a checkpoint (network sizes from the command line) as a player:
+Gymnasium opponent, scenario focal player, wrong games refused, the rollout's distribution.
+Skipped as a whole when Melting Pot is not installed."""
 
 from __future__ import annotations
 
@@ -120,3 +122,202 @@ def test_transformer_training_step_runs(tmp_path):
     trainer = train_commons_harvest(cfg, tmp_path, progress=False, network=TINY)
     assert trainer.iteration == 1 and trainer.net.arch == "transformer"
     assert trainer.memory[0].shape == (7, TINY["context"] - 1, 88, 88, 3)
+
+
+# -- a checkpoint as a player -------------------------------------------------------------
+CLI_NETWORK = dict(arch="transformer", width=16, layers=1, heads=2, context=3)
+
+
+@pytest.fixture(scope="module")
+def ch_run(tmp_path_factory):
+    """A one-update run of a tiny transformer, trained through the command line."""
+    from trainers.__main__ import main
+
+    out = tmp_path_factory.mktemp("ch_run")
+    network = [x for k, v in CLI_NETWORK.items() for x in (f"--network-{k}", str(v))]
+    rc = main(["train", "--env", "commons_harvest_open", *network, "--batch-size", "1", "--max-steps", "2",
+               "--iterations", "1", "--ppo-epochs", "1", "--device", "cpu", "--no-tensorboard", "--no-progress",
+               "--env-kwargs", '{"max_steps": 3}', "--out", str(out)])
+    assert rc == 0
+    return out
+
+
+def test_network_options_of_the_command_line_are_saved_and_rebuilt(ch_run):
+    from trainers.checkpoint import load_policy
+    from trainers.commons_harvest import DEFAULT_NETWORK, NETWORK_FIELDS, CommonsHarvestPolicy
+    from trainers.config import TrainConfig
+
+    defaults = TrainConfig()
+    assert {k: getattr(defaults, f) for k, f in NETWORK_FIELDS.items()} == {k: DEFAULT_NETWORK[k]
+                                                                            for k in NETWORK_FIELDS}
+    cfg = TrainConfig.load(ch_run / "config.json")
+    assert {k: getattr(cfg, f) for k, f in NETWORK_FIELDS.items()} == CLI_NETWORK
+    ckpt = torch.load(ch_run / "checkpoint.pt", weights_only=False)
+    assert {k: ckpt["network"][k] for k in CLI_NETWORK} == CLI_NETWORK and ckpt["obs_shape"] == [88, 88, 3]
+    policy = load_policy(ch_run / "checkpoint.pt")
+    assert isinstance(policy, CommonsHarvestPolicy)
+    assert policy.net.arch == "transformer" and policy.net.width == 16 and policy.net.context == 3
+    assert len(policy.net.core.layers) == 1 and policy.net.core.layers[0].heads == 2
+    for k, v in ckpt["model"].items():
+        torch.testing.assert_close(policy.net.state_dict()[k], v)
+    with pytest.raises(ValueError, match="network_width.*divisible by network_heads"):
+        TrainConfig(network_width=10, network_heads=4).validate()
+    with pytest.raises(ValueError, match="network_arch"):
+        TrainConfig(network_arch="lstm").validate()
+
+
+def test_checkpoint_plays_the_gymnasium_view_as_the_opponent(ch_run):
+    from social_dilemmas.commons_harvest import (
+        CommonsHarvestSingleAgentEnv,
+        CommonsHarvestSpec,
+        ObsFormat,
+        resolve_commons_harvest_player,
+    )
+    from trainers.commons_harvest import CommonsHarvestPolicy
+
+    path = str(ch_run / "checkpoint.pt")
+    env = CommonsHarvestSingleAgentEnv(opponent=path, max_steps=3)
+    try:
+        assert isinstance(env.opponent, CommonsHarvestPolicy) and env.opponent.name == f"proximal_adalign:{ch_run.name}"
+        first, _ = env.reset(seed=0)
+        assert first.shape == (88, 88, 3)
+        for t in range(3):
+            _, _, terminated, truncated, info = env.step(1)
+            assert len(info["opponent_rewards"]) == 6 and truncated == (t == 2) and not terminated
+    finally:
+        env.close()
+    # a channels-first view of the same size takes the same images transposed; another size is refused
+    chw = resolve_commons_harvest_player(path, CommonsHarvestSpec(obs_format=ObsFormat(channels_first=True)))
+    last = resolve_commons_harvest_player(path, CommonsHarvestSpec())
+    chw.greedy = last.greedy = True
+    o = obs(3, 3)
+    for t in range(3):
+        assert torch.equal(chw.act(o[:, t].permute(0, 3, 1, 2)), last.act(o[:, t]))
+    with pytest.raises(ValueError, match=r"\(88, 88, 3\).*\(1, 44, 44\)"):
+        resolve_commons_harvest_player(path, CommonsHarvestSpec(obs_format=ObsFormat(44, True, True)))
+    with pytest.raises(ValueError, match="takes observations"):
+        last.act(torch.zeros(3, 44, 44, 3, dtype=torch.uint8))
+
+
+def test_checkpoint_plays_the_focal_seats_of_a_scenario(ch_run, monkeypatch):
+    """evaluate_scenario with the checkpoint's path, the scenario's bots replaced by a
+    stand-in (the asset archive is optional): 5 focal seats, 3 steps, 1 apple per step."""
+    import dm_env
+    import numpy as np
+
+    import social_dilemmas.commons_harvest as ch
+
+    class StandIn:
+        def __init__(self):
+            self.t, self.actions = 0, []
+
+        def _obs(self):
+            return [{"RGB": np.full((88, 88, 3), 40 * i, np.uint8)} for i in range(5)]
+
+        def reset(self):
+            self.t = 0
+            return dm_env.restart(self._obs())
+
+        def step(self, actions):
+            self.actions.append(actions)
+            self.t += 1
+            return (dm_env.termination if self.t == 3 else dm_env.transition)([1.0] * 5, self._obs())
+
+        def close(self):
+            pass
+
+    stand_ins = []
+    monkeypatch.setattr(ch, "_missing_bots", lambda scenario: [])
+    build = lambda name: stand_ins.append(StandIn()) or stand_ins[-1]  # noqa: E731
+    monkeypatch.setattr(ch.import_meltingpot().scenario, "build", build)
+    result = ch.evaluate_scenario(str(ch_run / "checkpoint.pt"), "commons_harvest__open_0", episodes=1, seed=0)
+    assert result.per_episode == [3.0]
+    assert len(stand_ins[0].actions) == 3 and all(len(a) == 5 and set(a) <= set(range(8)) for a in stand_ins[0].actions)
+
+
+def test_a_checkpoint_of_another_game_is_an_error_naming_both_games(ch_run, tmp_path):
+    import social_dilemmas
+    from social_dilemmas.commons_harvest import CommonsHarvestSpec, resolve_commons_harvest_player
+    from trainers.adalign import train
+    from trainers.checkpoint import load_policy
+
+    ipd_path = tmp_path / "checkpoint.pt"
+    train(preset("ipd", batch_size=8, iterations=1, device="cpu", tensorboard=False), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="holds an agent for ipd, not for commons_harvest_open"):
+        load_policy(ipd_path, CommonsHarvestSpec())
+    with pytest.raises(ValueError, match="holds an agent for ipd, not for commons_harvest_open"):
+        resolve_commons_harvest_player(str(ipd_path), CommonsHarvestSpec())
+    with pytest.raises(ValueError, match="holds an agent for commons_harvest_open, not for ipd"):
+        load_policy(ch_run / "checkpoint.pt", social_dilemmas.make_game("ipd"))
+    with pytest.raises(ValueError, match="holds an agent for commons_harvest_open, not for coin_game"):
+        social_dilemmas.policies.resolve_player(str(ch_run / "checkpoint.pt"), social_dilemmas.make_game("coin_game"))
+
+
+def test_greedy_player_is_deterministic_and_sampling_follows_the_generator(ch_run):
+    from trainers.checkpoint import load_policy
+
+    o = obs(4, 5)
+    greedy = load_policy(ch_run / "checkpoint.pt", greedy=True)
+    runs = []
+    for _ in range(2):
+        greedy.reset(4)
+        runs.append(torch.stack([greedy.act(o[:, t]) for t in range(5)]))
+    assert torch.equal(runs[0], runs[1]) and runs[0].dtype == torch.int64 and runs[0].shape == (5, 4)
+    greedy.reset(4)
+    assert torch.equal(torch.stack([greedy.logits(o[:, t]).argmax(-1) for t in range(5)]), runs[0])
+    sampler = load_policy(ch_run / "checkpoint.pt")
+    runs = []
+    for _ in range(2):
+        sampler.reset(4, "cpu", torch.Generator().manual_seed(3))
+        runs.append(torch.stack([sampler.act(o[:, t]) for t in range(5)]))
+    assert torch.equal(runs[0], runs[1]) and bool(((runs[0] >= 0) & (runs[0] < 8)).all())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@torch.no_grad()
+def test_player_gives_the_training_pass_distribution_across_resets(arch):
+    from trainers.commons_harvest import CommonsHarvestPolicy
+
+    model = net(arch)
+    M, T = 3, 7
+    o = obs(M, T)
+    starts = torch.zeros(M, T, dtype=torch.bool)
+    starts[:, 0] = True
+    starts[1, 3] = starts[2, 5] = True  # games reset mid-way
+    expected, _ = model.forward_chunk(model.initial_memory(M, "cpu"), o, starts)
+    policy = CommonsHarvestPolicy(model)
+    policy.reset(M)
+    for t in range(T):
+        if t:
+            policy.reset_envs(starts[:, t])  # outside inference mode, after an act inside it
+        with torch.inference_mode():
+            logits = policy.logits(o[:, t])
+        torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-4)
+
+
+def test_player_from_the_checkpoint_gives_the_trainer_rollout_distribution(ch_run):
+    """The trainer's own rollout (memory across chunks, an episode end inside) with the
+    checkpoint's weights: the player gives the log-probabilities it recorded."""
+    from trainers.checkpoint import load_policy
+    from trainers.commons_harvest import CommonsHarvestTrainer
+    from trainers.config import TrainConfig
+
+    ckpt = torch.load(ch_run / "checkpoint.pt", weights_only=False)
+    trainer = CommonsHarvestTrainer(TrainConfig.load(ch_run / "config.json"))  # chunks of 2 steps, episodes of 3
+    try:
+        trainer.net.load_state_dict(ckpt["model"])
+        batches = [trainer.rollout() for _ in range(2)]
+    finally:
+        trainer.close()
+    policy = load_policy(ch_run / "checkpoint.pt")
+    policy.reset(trainer.M)
+    seen_reset = False
+    for i, batch in enumerate(batches):
+        for t in range(batch["obs"].shape[1]):
+            if i or t:
+                policy.reset_envs(batch["starts"][:, t])
+                seen_reset |= bool(batch["starts"][:, t].any())
+            logp = torch.log_softmax(policy.logits(batch["obs"][:, t]), -1)
+            taken = logp.gather(-1, batch["actions"][:, t, None]).squeeze(-1)
+            torch.testing.assert_close(taken, batch["log_probs"][:, t], atol=1e-5, rtol=1e-4)
+    assert seen_reset

@@ -267,3 +267,15 @@ def test_cli_fast_flag_uses_the_cpu_preset_and_is_refused_where_it_does_not_appl
     for extra in (["--env", "coin_game"], ["--env", "ipd", "--algo", "ppo"]):
         res = subprocess.run(base + extra + ["--fast", "--out", str(tmp_path / "x")], capture_output=True, text=True)
         assert res.returncode == 2 and "--fast" in res.stderr
+
+
+def test_checkpoint_opponent_plays_on_across_episode_ends_in_gymnasium_make_vec(tmp_path):
+    train(tiny("ipd", max_steps=16), tmp_path, progress=False)
+    envs = gymnasium.make_vec("social_dilemmas/IPD-v0", num_envs=3, opponent=str(tmp_path / "checkpoint.pt"))
+    envs.reset(seed=0)
+    ends = 0
+    for _ in range(40):  # two episode ends: the opponent's memory is cleared for the games that ended
+        _, _, _, truncated, _ = envs.step(envs.action_space.sample())
+        ends += int(truncated.sum())
+    envs.close()
+    assert ends == 6

@@ -43,7 +43,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     ckpt = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(ckpt, dict) or "actor" not in ckpt or "config" not in ckpt:
+    # "actor": the AdAlign trainer's; "model": the Commons Harvest trainer's one network
+    if not isinstance(ckpt, dict) or ("actor" not in ckpt and "model" not in ckpt) or "config" not in ckpt:
         raise ValueError(f"{str(path)!r} is not a social-dilemmas trainer checkpoint")
     return ckpt
 
@@ -72,8 +73,8 @@ class AgentPolicy(Policy):
         self.generator = generator
 
     def reset_envs(self, mask: torch.Tensor) -> None:
-        if self.h is not None:
-            self.h[:, mask.to(self.h.device)] = 0.0
+        if self.h is not None:  # not in place: h is an inference tensor after an act() under inference_mode
+            self.h = self.h.masked_fill(mask.to(self.h.device).view(1, -1, *([1] * (self.h.dim() - 2))), 0.0)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
@@ -89,23 +90,35 @@ class AgentPolicy(Policy):
         return action.to(obs.device)
 
 
-def load_policy(path: str | Path, game=None, device: str | torch.device = "cpu", greedy: bool = False) -> AgentPolicy:
-    """The agent saved in a trainer checkpoint as a :class:`Policy`.
+def load_policy(path: str | Path, game=None, device: str | torch.device = "cpu", greedy: bool = False) -> Policy:
+    """The agent saved in a trainer checkpoint as a :class:`Policy`: an :class:`AgentPolicy`,
+    or for Commons Harvest Open a :class:`trainers.commons_harvest.CommonsHarvestPolicy`.
 
     ``game``, when given, must be the game the agent was trained on (same name and the
-    same observation and action spaces).
+    same observation and action spaces; for Commons Harvest a
+    :class:`~social_dilemmas.commons_harvest.CommonsHarvestSpec` whose images are the
+    trained size in RGB, channels last or first). Another game is a ``ValueError`` naming both.
     """
-    from trainers.adalign import make_training_game
     from trainers.config import TrainConfig
-    from trainers.networks import build_networks
 
     ckpt = load_checkpoint(path, device)
     cfg = TrainConfig.from_json(ckpt["config"])
+    name = Path(path).parent.name or Path(path).stem
+    game_name = getattr(game, "name", None)
+    if game is not None and game_name != cfg.env:
+        raise ValueError(f"checkpoint {str(path)!r} holds an agent for {cfg.env}, not for {game_name or repr(game)}")
+    if cfg.env == "commons_harvest_open":
+        from trainers.commons_harvest import load_commons_harvest_policy
+
+        return load_commons_harvest_policy(ckpt, game, device, greedy, name)
+
+    from trainers.adalign import make_training_game
+    from trainers.networks import build_networks
+
     trained_on = make_training_game(cfg)
     if game is not None:
         if game.name != trained_on.name or game.obs_shape != trained_on.obs_shape or game.action_shape != trained_on.action_shape:
             raise ValueError(f"checkpoint {str(path)!r} holds an agent for {trained_on!r}, not for {game!r}")
     actor, _ = build_networks(trained_on, cfg.hidden, actor_recurrent=cfg.actor_recurrent)
     actor.load_state_dict(ckpt["actor"])
-    name = Path(path).parent.name or Path(path).stem
     return AgentPolicy(actor.to(device), name=f"{cfg.algo}:{name}", greedy=greedy)

@@ -26,10 +26,17 @@ over the last ``context`` steps of the same episode, learned relative-position b
 GRU-type gating of both residual branches) or a GRU, then actor (8 logits) and critic
 MLP heads. The transformer's output at step t depends on the observations t-context+1..t
 of the current episode only: the training pass recomputes exactly what the rollout saw.
+The sizes are the ``network_*`` fields of the configuration (``--network-arch gru``,
+``--network-width``, ``--network-layers``, ``--network-heads``, ``--network-context``).
+
+A checkpoint (``DIR/checkpoint.pt``) is a player: :func:`trainers.checkpoint.load_policy`
+returns a :class:`CommonsHarvestPolicy`, which keeps each seat's memory between calls and
+samples from the same distribution as the rollout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -40,21 +47,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from social_dilemmas.policies import Policy
 from trainers import losses
 from trainers.checkpoint import atomic_save
 from trainers.config import TrainConfig
 from trainers.runner import prepare_config, run_loop
 
 __all__ = ["NatureCNN", "GatedTransformer", "CommonsHarvestNet", "CommonsHarvestTrainer", "train_commons_harvest",
+           "CommonsHarvestPolicy", "load_commons_harvest_policy", "sample_actions", "network_from_config",
            "DEFAULT_NETWORK"]
 
 N_PLAYERS = 7
 N_ACTIONS = 8
 #: Weight of the critic's Huber loss in the joint loss of the shared network.
 VALUE_COEF = 0.5
-#: SPEC section 7's network.
+#: SPEC section 7's network (the defaults of the configuration's ``network_*`` fields).
 DEFAULT_NETWORK: dict[str, Any] = dict(arch="transformer", width=192, layers=3, heads=4, context=15,
                                        channels=(32, 64, 64))
+#: The network's arguments that the configuration holds: argument -> ``TrainConfig`` field.
+NETWORK_FIELDS: dict[str, str] = {"arch": "network_arch", "width": "network_width", "layers": "network_layers",
+                                  "heads": "network_heads", "context": "network_context"}
 
 Memory = tuple[Tensor, ...]
 
@@ -249,9 +261,30 @@ def _index(memory: Memory, idx: Tensor) -> Memory:
     return tuple(x[idx] for x in memory)
 
 
+def network_from_config(cfg: TrainConfig, network: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The arguments of :class:`CommonsHarvestNet`: :data:`DEFAULT_NETWORK`, then the
+    configuration's ``network_*`` fields, then ``network`` (which may also set ``channels``)."""
+    out = {**DEFAULT_NETWORK, **{k: getattr(cfg, f) for k, f in NETWORK_FIELDS.items()}, **(network or {})}
+    out["channels"] = list(out["channels"])
+    return out
+
+
+def sample_actions(logits: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Actions ``[M]`` drawn from the categorical distributions of ``logits [M, 8]`` with
+    ``generator``, and their log-probabilities (the rollout's and the player's sampling)."""
+    logp_all = torch.log_softmax(logits, -1)
+    action = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
+    return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+
+
 class CommonsHarvestTrainer:
     """One run of Proximal AdAlign self-play on Commons Harvest Open (run interface of
-    :func:`trainers.runner.run_loop`). ``network`` overrides :data:`DEFAULT_NETWORK`."""
+    :func:`trainers.runner.run_loop`).
+
+    The network is built from the configuration's ``network_*`` fields; ``network``
+    overrides them (and sets ``channels``). ``self.cfg`` is ``cfg`` with the ``network_*``
+    fields of the network actually built, so the saved configuration describes it.
+    """
 
     def __init__(self, cfg: TrainConfig, out: str | Path | None = None, network: dict[str, Any] | None = None):
         from social_dilemmas.commons_harvest import CommonsHarvestVec
@@ -262,8 +295,8 @@ class CommonsHarvestTrainer:
             raise ValueError(f"env = {cfg.env!r} is invalid for this trainer: it trains commons_harvest_open")
         self.device = resolve_device(cfg.device)
         self.out = Path(out) if out is not None else None
-        self.network = {**DEFAULT_NETWORK, **(network or {})}
-        self.network["channels"] = list(self.network["channels"])
+        self.network = network_from_config(cfg, network)
+        self.cfg = dataclasses.replace(cfg, **{f: self.network[k] for k, f in NETWORK_FIELDS.items()}).validate()
         torch.manual_seed(cfg.seed)
         self.vec = CommonsHarvestVec(cfg.batch_size, **cfg.env_kwargs)
         obs_shape = tuple(self.vec.obs_format.shape)
@@ -296,9 +329,7 @@ class CommonsHarvestTrainer:
 
     # -- 1. rollout -----------------------------------------------------------------------
     def _sample(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        logp_all = torch.log_softmax(logits, -1)
-        action = torch.multinomial(logp_all.exp(), 1, generator=self.action_gen).squeeze(-1)
-        return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        return sample_actions(logits, self.action_gen)
 
     @torch.no_grad()
     def rollout(self) -> dict[str, Tensor]:
@@ -421,7 +452,8 @@ class CommonsHarvestTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {"format": 1, "trainer": "commons_harvest", "config": self.cfg.to_json(), "network": self.network,
-                "iteration": self.iteration, "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                "obs_shape": list(self.obs_shape), "iteration": self.iteration, "model": self.net.state_dict(),
+                "optimizer": self.opt.state_dict(),
                 "action_gen": self.action_gen.get_state(), "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -446,8 +478,10 @@ def train_commons_harvest(cfg: TrainConfig | None = None, out: str | Path = "run
 
     Writes ``out/config.json``, ``out/network.json`` (the network's arguments),
     ``out/metrics.csv``, TensorBoard logs and ``out/checkpoint.pt`` (model, optimiser,
-    iteration). Resuming restores the weights, optimiser and iteration count but starts
-    *new episodes*: the Melting Pot games live in worker processes and cannot be saved.
+    iteration, network arguments). ``network`` overrides the configuration's ``network_*``
+    fields (see :class:`CommonsHarvestTrainer`). Resuming restores the weights, optimiser
+    and iteration count but starts *new episodes*: the Melting Pot games live in worker
+    processes and cannot be saved.
     """
     out = Path(out)
     cfg = prepare_config(cfg, out, resume, iterations)
@@ -459,12 +493,122 @@ def train_commons_harvest(cfg: TrainConfig | None = None, out: str | Path = "run
             ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
             network = ckpt.get("network", network)
     trainer = CommonsHarvestTrainer(cfg, out, network)
+    (out / "config.json").write_text(trainer.cfg.to_json())  # with the network_* fields of the network built
     (out / "network.json").write_text(json.dumps(trainer.network, indent=2))
     try:
         if ckpt is not None:
             trainer.load_state_dict(ckpt)
-        run_loop(trainer, cfg, out, resume, progress, desc=f"{cfg.algo} {cfg.env}",
+        run_loop(trainer, trainer.cfg, out, resume, progress, desc=f"{cfg.algo} {cfg.env}",
                  postfix=("rollout/reward_per_step", "rollout/apples_per_episode", "train/critic_loss"))
     finally:
         trainer.close()
     return trainer
+
+
+# --------------------------------------------------------------------------------------
+# A trained network as a player
+# --------------------------------------------------------------------------------------
+
+
+class CommonsHarvestPolicy(Policy):
+    """A :class:`CommonsHarvestNet` playing a batch of seats of Commons Harvest Open.
+
+    Observations are the views' uint8 images ``[B, H, W, 3]`` (``[B, 3, H, W]`` with
+    ``channels_first=True``), of the size the network was trained on. The policy keeps
+    each seat's memory between :meth:`act` calls exactly as the trainer's rollout does:
+    the last ``context - 1`` observations of the episode (transformer) or the hidden state
+    (GRU). :meth:`reset` starts fresh games and :meth:`reset_envs` starts a new episode for
+    the seats of the mask, so their next observation is the first of an episode.
+
+    Actions (int64 ``[B]``) are drawn from the rollout's distribution with the generator
+    given to :meth:`reset` (a generator seeded 0 when none is given); ``greedy=True`` takes
+    the most likely action.
+    """
+
+    def __init__(self, net: CommonsHarvestNet, name: str = "agent", greedy: bool = False,
+                 obs_shape: tuple[int, int, int] = (88, 88, 3), channels_first: bool = False):
+        self.net = net.eval()
+        self.name = name
+        self.greedy = greedy
+        self.obs_shape = tuple(obs_shape)
+        self.channels_first = channels_first
+        self.rstate: Memory | None = None
+        self.start: Tensor | None = None
+        self.generator: torch.Generator | None = None
+
+    def reset(self, num_envs: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> None:
+        super().reset(num_envs, device, generator)
+        self.net.to(self.device)
+        with torch.no_grad():
+            self.rstate = self.net.rollout_state(self.net.initial_memory(num_envs, self.device, self.obs_shape))
+        self.start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+        if generator is None:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(0)
+        self.generator = generator
+
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        if self.start is not None:
+            self.start = self.start | mask.to(self.start.device)  # not in place: may hold an inference tensor
+
+    @torch.no_grad()
+    def logits(self, obs: Tensor) -> Tensor:
+        """The action logits ``[B, 8]`` of the seats for ``obs``; advances their memory by one step."""
+        if obs.dim() != 4 or tuple(obs.shape[1:]) != self.expected_shape:
+            raise ValueError(f"{self.name} takes observations [B, {', '.join(map(str, self.expected_shape))}] "
+                             f"(the view it was trained on), got {list(obs.shape)}")
+        if self.rstate is None or self.start is None or self.start.shape[0] != obs.shape[0]:
+            self.reset(obs.shape[0], obs.device, self.generator if self.rstate is not None else None)
+        x = obs.to(self.device)
+        if self.channels_first:
+            x = x.permute(0, 2, 3, 1)
+        logits, _, self.rstate = self.net.step(self.rstate, x, self.start)
+        self.start = torch.zeros_like(self.start)
+        return logits
+
+    @property
+    def expected_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.obs_shape
+        return (c, h, w) if self.channels_first else (h, w, c)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor) -> Tensor:
+        logits = self.logits(obs)
+        if self.greedy:
+            action = logits.argmax(-1)
+        else:
+            gen = self.generator
+            action, _ = sample_actions(logits if gen is None else logits.to(gen.device), gen)
+        return action.to(obs.device)
+
+
+def load_commons_harvest_policy(ckpt: dict[str, Any], game: Any = None, device: torch.device | str = "cpu",
+                                greedy: bool = False, name: str = "agent") -> CommonsHarvestPolicy:
+    """The network of a Commons Harvest checkpoint (a :meth:`CommonsHarvestTrainer.state_dict`)
+    as a :class:`CommonsHarvestPolicy`. ``game`` (a
+    :class:`~social_dilemmas.commons_harvest.CommonsHarvestSpec`, optional) is the view the
+    policy will play: its observations must be the trained size in RGB, channels last or
+    first. Use :func:`trainers.checkpoint.load_policy` to load from a file."""
+    cfg = TrainConfig.from_json(ckpt["config"])
+    network = network_from_config(cfg, ckpt.get("network"))
+    if "obs_shape" in ckpt:
+        obs_shape = tuple(ckpt["obs_shape"])
+    else:  # checkpoints written before the shape was saved: the trainer's view of env_kwargs
+        from social_dilemmas.commons_harvest import ObsFormat
+
+        kw = cfg.env_kwargs
+        obs_shape = ObsFormat(kw.get("resize"), kw.get("grayscale", False), kw.get("channels_first", False)).shape
+    channels_first = False
+    if game is not None:
+        shape = tuple(game.obs_shape)
+        h, w, c = obs_shape
+        if shape == (c, h, w) and shape != obs_shape:
+            channels_first = True
+        elif shape != obs_shape:
+            raise ValueError(
+                f"the agent was trained on Commons Harvest observations of shape {obs_shape} (channels last), "
+                f"the view gives {shape}: make the view with resize={h}, grayscale=False")
+    net = CommonsHarvestNet(**network, image=obs_shape[0])
+    net.load_state_dict(ckpt["model"])
+    return CommonsHarvestPolicy(net.to(device), name=f"{cfg.algo}:{name}", greedy=greedy, obs_shape=obs_shape,
+                                channels_first=channels_first)

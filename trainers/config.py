@@ -64,6 +64,16 @@ class TrainConfig:
     actor_recurrent: bool = True
     """GRU actor (remembers the whole episode); false: a feed-forward actor that sees the current
     observation only (on the IPD a memory-one policy of the last round, which cannot count rounds)."""
+    network_arch: str = "transformer"
+    """commons_harvest_open: the memory after the Nature CNN, transformer (gated, GTrXL-style) or gru."""
+    network_width: int = 192
+    """commons_harvest_open: width of the CNN's output, of the transformer or GRU, and of the actor and critic heads."""
+    network_layers: int = 3
+    """commons_harvest_open: transformer layers (the GRU has one)."""
+    network_heads: int = 4
+    """commons_harvest_open: attention heads of each transformer layer; must divide network_width."""
+    network_context: int = 15
+    """commons_harvest_open: steps of the current episode the transformer sees (the current step included)."""
     critic_target: str = "td0"
     """Critic targets: td0 (one-step, from the target network) or mc (Monte Carlo returns)."""
     target_tau: float = 0.005
@@ -115,8 +125,12 @@ class TrainConfig:
         need(self.algo in ALGOS, "algo", f"allowed values are {list(ALGOS)}")
         need(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "allowed values are auto, cpu, cuda")
         for name in ("iterations", "batch_size", "max_steps", "hidden", "snapshot_every", "replay_capacity",
-                     "ppo_epochs", "ppo_minibatches", "save_every", "log_every"):
+                     "ppo_epochs", "ppo_minibatches", "save_every", "log_every", "network_width", "network_layers",
+                     "network_heads", "network_context"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
+        need(self.network_arch in ("transformer", "gru"), "network_arch", "allowed values are transformer, gru")
+        need(self.network_arch != "transformer" or self.network_width % self.network_heads == 0, "network_width",
+             f"must be divisible by network_heads = {self.network_heads}")
         need(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
         need(0 <= self.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
         for name in ("actor_lr", "critic_lr"):
@@ -220,7 +234,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
             parser.add_argument(opt, dest=f.name, default=None, nargs="*", help=help_text)
         else:
             typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            choices = {"env": ENVS, "algo": ALGOS}.get(f.name)
+            choices = {"env": ENVS, "algo": ALGOS, "network_arch": ("transformer", "gru")}.get(f.name)
             parser.add_argument(opt, dest=f.name, default=None, type=typ, choices=choices, help=help_text)
 
 
