@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: demo test slow bench reproduce install lint clean
+.PHONY: demo test slow bench reproduce reproduce-ipd reproduce-coin reproduce-negotiation install lint clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_meltingpot.py
 	@test -x $(PY) || { echo "[install] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -30,8 +30,17 @@ slow: $(STAMP)
 	$(PY) -m pytest -m slow -n 2
 
 # the paper's results, reproduced by example scripts (long: see the README's Results)
-reproduce: $(STAMP)
+# (make reproduce-ipd, reproduce-coin, reproduce-negotiation for one of them)
+reproduce: reproduce-ipd reproduce-coin reproduce-negotiation
+
+reproduce-ipd: $(STAMP)
 	$(PY) examples/ipd_tit_for_tat.py --seeds 5 --out runs/reproduce/ipd
+
+reproduce-coin: $(STAMP)
+	$(PY) examples/reproduce_league.py --env coin_game --seeds 2 --out runs/reproduce/coin_game
+
+reproduce-negotiation: $(STAMP)
+	$(PY) examples/reproduce_league.py --env negotiation --seeds 1 --out runs/reproduce/negotiation
 
 # benchmarks: a second environment holds the JaxMARL reference
 .venv-bench/.installed: benchmarks/constraints-jaxmarl.txt

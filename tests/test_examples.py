@@ -80,3 +80,23 @@ def test_baselines(tmp_path):
         assert (tmp_path / "runs" / "examples" / f"ipd-{algo}-s0" / "model.zip").exists()
         assert f"{algo}: 2 updates" in out
     assert out.count("in self-play: reward per step") == 2
+
+
+def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(tmp_path):
+    args = ("--env", "coin_game", "--seeds", 1, "--adalign-iterations", 2, "--ppo-iterations", 2, "--batch-size", 16,
+            "--ppo-batch-size", 8, "--episodes", 2, "--out", tmp_path / "coin", "--no-progress")
+    out = run_example("reproduce_league.py", *args, cwd=tmp_path)
+    folder = tmp_path / "coin"
+    for run, artefact in (("adalign-s0", "checkpoint.pt"), ("ppo-s0", "model.zip"), ("ppo_sr-s0", "model.zip")):
+        assert (folder / run / artefact).exists()
+    with (folder / "league.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["row"] for r in rows} == {"adalign", "ppo", "ppo_sr", "always_cooperate", "always_defect", "random"}
+    with (folder / "targets.csv").open(newline="") as f:
+        targets = list(csv.DictReader(f))
+    assert any("exploitation" in t["what"] for t in targets) and all(t["holds"] in ("yes", "no", "") for t in targets)
+    with (folder / "times.csv").open(newline="") as f:
+        assert sorted(r["player"] for r in csv.DictReader(f)) == ["adalign", "ppo", "ppo_sr"]
+    assert "target:" in out and (folder / "league.png").stat().st_size > 0
+    again = run_example("reproduce_league.py", *args, cwd=tmp_path)
+    assert again.count("reusing") == 3

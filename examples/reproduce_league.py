@@ -1,0 +1,166 @@
+"""Reproduce the paper's leagues: Coin Game (Fig. 2) and Negotiation (Fig. 3a).
+
+For every seed this trains AdAlign (``trainers.adalign``, the game's preset), self-play
+PPO and PPO with summed rewards (PPO-SR, ``trainers.sb3``), then plays every player
+against every player, the scripted ones included (always cooperate, always defect, and
+random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
+
+* ``adalign-sK/``, ``ppo-sK/``, ``ppo_sr-sK/``: the runs (config, metrics, checkpoint);
+* ``league.csv``, ``league.png`` (heatmap), ``league.json``: the cross-play results;
+* ``targets.csv``: the paper's qualitative targets (SPEC section 8), measured, and
+  whether each holds;
+* ``times.csv``: the training time of every run.
+
+    python examples/reproduce_league.py --env coin_game --seeds 3 --out runs/reproduce/coin_game
+    python examples/reproduce_league.py --env negotiation --seeds 2 --adalign-iterations 100
+
+Runs that already finished in ``OUT`` are reused (delete them to retrain), so a long
+reproduction can be stopped and started again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trainers import sb3
+from trainers.adalign import train as train_adalign
+from trainers.config import TrainConfig, preset
+from trainers.league import LeagueResult, format_table, league
+
+#: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides them.
+DEFAULTS = {
+    "coin_game": dict(adalign_iterations=600, ppo_iterations=300, league_steps=16, batch=None, ppo_batch=512),
+    "negotiation": dict(adalign_iterations=60, ppo_iterations=60, league_steps=50, batch=2048, ppo_batch=1024),
+}
+#: Scripted players of each league (the paper's Figs. 2 and 3a).
+SCRIPTED = {"coin_game": ["always_cooperate", "always_defect", "random"],
+            "negotiation": ["always_cooperate", "always_defect"]}
+
+
+def finished(out: Path, artefact: str, iterations: int) -> bool:
+    """Whether ``out`` holds a run that reached ``iterations`` updates."""
+    cfg_path = out / "config.json"
+    if not (out / artefact).exists() or not cfg_path.exists():
+        return False
+    metrics = out / "metrics.csv"
+    if not metrics.exists():
+        return False
+    with metrics.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return bool(rows) and int(rows[-1]["iteration"]) >= iterations == TrainConfig.load(cfg_path).iterations
+
+
+def targets(env: str, res: LeagueResult) -> list[tuple[str, float, str, bool]]:
+    """The paper's targets (SPEC section 8) as (what, measured, wanted, holds)."""
+    i = {n: k for k, n in enumerate(res.names)}
+    row, col = res.row_reward, res.col_reward
+    aa, ac, ad = i["adalign"], i["always_cooperate"], i["always_defect"]
+    rows = [
+        ("AdAlign self-play, reward per step of each", float(row[aa, aa] + col[aa, aa]) / 2,
+         "close to 0.25" if env == "coin_game" else "high (cooperates)", None),
+        ("Always Defect's reward against AdAlign", float(col[aa, ad]), "", None),
+        ("Always Defect's reward against Always Cooperate", float(col[ac, ad]), "", None),
+        ("AdAlign's reward against Always Cooperate", float(row[aa, ac]), "", None),
+        ("Always Cooperate's reward against AdAlign", float(col[aa, ac]), "", None),
+    ]
+    out = []
+    self_play = rows[0][1]
+    if env == "coin_game":
+        out.append((rows[0][0], self_play, ">= 0.2 (paper 0.25)", self_play >= 0.2))
+    else:
+        ppo = float(row[i["ppo"], i["ppo"]] + col[i["ppo"], i["ppo"]]) / 2
+        out.append((rows[0][0], self_play, f"> PPO self-play ({ppo:.3f})", self_play > ppo))
+    ad_vs_aa, ad_vs_ac = rows[1][1], rows[2][1]
+    out.append(("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
+                ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
+                ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac))
+    if env == "coin_game":
+        out.append(("AdAlign vs Always Cooperate: AdAlign / Always Cooperate", rows[3][1],
+                    f"both > 0 (AC gets {rows[4][1]:.3f}; paper 0.45 / 0.09)", rows[3][1] > 0 and rows[4][1] > 0))
+    else:
+        sr = i["ppo_sr"]
+        sr_self = float(row[sr, sr] + col[sr, sr]) / 2
+        out.append(("PPO-SR self-play, reward per step of each", sr_self, "high (paper about 0.5)", None))
+        ppo_self = float(row[i["ppo"], i["ppo"]] + col[i["ppo"], i["ppo"]]) / 2
+        out.append(("PPO self-play, reward per step of each", ppo_self, "paper about 0.30", None))
+        out.append(("Always Defect's reward against PPO-SR", float(col[sr, ad]), "high: PPO-SR is exploited", None))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    description, _, epilog = __doc__.partition("\n\n")
+    ap = argparse.ArgumentParser(description=description, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="coin_game", choices=tuple(DEFAULTS))
+    ap.add_argument("--seeds", type=int, default=3, help="seeds of each trained player (the paper: 10)")
+    ap.add_argument("--adalign-iterations", type=int, default=None, help="AdAlign updates per seed")
+    ap.add_argument("--ppo-iterations", type=int, default=None, help="PPO and PPO-SR updates per seed")
+    ap.add_argument("--batch-size", type=int, default=None, help="AdAlign games per update (default: per game)")
+    ap.add_argument("--ppo-batch-size", type=int, default=None, help="PPO and PPO-SR games per update")
+    ap.add_argument("--episodes", type=int, default=32, help="league games per pair of instances")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", type=Path, default=None, help="default runs/reproduce/ENV")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    d = DEFAULTS[args.env]
+    out = args.out or Path("runs/reproduce") / args.env
+    aa_its = args.adalign_iterations or d["adalign_iterations"]
+    ppo_its = args.ppo_iterations or d["ppo_iterations"]
+    batch = args.batch_size or d["batch"]
+    ppo_batch = args.ppo_batch_size or d["ppo_batch"]
+    progress = not args.no_progress
+    times: list[tuple[str, int, float]] = []
+    for seed in range(args.seeds):
+        run = out / f"adalign-s{seed}"
+        if finished(run, "checkpoint.pt", aa_its):
+            print(f"reusing {run}")
+        else:
+            extra = {"batch_size": batch} if batch else {}
+            cfg = preset(args.env, seed=seed, iterations=aa_its, device=args.device, save_every=50, **extra)
+            start = time.perf_counter()
+            train_adalign(cfg, run, progress=progress)
+            times.append(("adalign", seed, time.perf_counter() - start))
+        for algo, name in (("ppo", "ppo"), ("ppo_shared_reward", "ppo_sr")):
+            run = out / f"{name}-s{seed}"
+            if finished(run, "model.zip", ppo_its):
+                print(f"reusing {run}")
+                continue
+            cfg = preset(args.env, algo=algo, seed=seed, iterations=ppo_its, batch_size=ppo_batch,
+                         actor_lr=3e-4, entropy_coef=0.01, device="cpu", save_every=50)
+            start = time.perf_counter()
+            sb3.train(cfg, run, progress=progress)
+            times.append((name, seed, time.perf_counter() - start))
+        print(f"seed {seed}: trained", flush=True)
+    if times:
+        new = not (out / "times.csv").exists()
+        with (out / "times.csv").open("a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["player", "seed", "train_seconds"])
+            w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
+    players = [f"adalign={out}/adalign-s*/checkpoint.pt", f"ppo={out}/ppo-s*/model.zip",
+               f"ppo_sr={out}/ppo_sr-s*/model.zip", *SCRIPTED[args.env]]
+    result = league(args.env, players, out, seeds=args.seeds, episodes=args.episodes, progress=progress,
+                    env_kwargs={"max_steps": d["league_steps"]})
+    print(format_table(result))
+    checks = targets(args.env, result)
+    with (out / "targets.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["what", "measured", "wanted", "holds"])
+        for what, value, wanted, holds in checks:
+            w.writerow([what, f"{value:.3f}", wanted, "" if holds is None else ("yes" if holds else "no")])
+    for what, value, wanted, holds in checks:
+        verdict = "" if holds is None else ("  [met]" if holds else "  [not met]")
+        print(f"{what}: {value:.3f}  (target: {wanted}){verdict}")
+    print(f"wrote {out}/league.csv, league.png, league.json, targets.csv and times.csv")
+    return {"result": result, "targets": checks, "all_met": all(h for *_, h in checks if h is not None),
+            "mean_reward": float(np.mean(result.row_reward))}
+
+
+if __name__ == "__main__":
+    main()
