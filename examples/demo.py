@@ -35,7 +35,7 @@ def step(n: int, text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/demo")
-    ap.add_argument("--adalign-iterations", type=int, default=150)
+    ap.add_argument("--adalign-iterations", type=int, default=200)
     ap.add_argument("--ppo-iterations", type=int, default=40)
     args = ap.parse_args(argv)
     out = Path(args.out)
