@@ -105,8 +105,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--episodes", type=int, default=32, help="league games per pair of instances")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=None, help="default runs/reproduce/ENV")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (1 is far faster when other jobs share the cores)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     d = DEFAULTS[args.env]
     out = args.out or Path("runs/reproduce") / args.env
     aa_its = args.adalign_iterations or d["adalign_iterations"]

@@ -279,3 +279,16 @@ def test_checkpoint_opponent_plays_on_across_episode_ends_in_gymnasium_make_vec(
         ends += int(truncated.sum())
     envs.close()
     assert ends == 6
+
+
+def test_cli_threads_option_sets_torchs_cpu_threads(tmp_path):
+    from trainers.__main__ import main
+
+    before = torch.get_num_threads()
+    try:
+        code = main(["train", "--env", "ipd", "--iterations", "1", "--batch-size", "8", "--hidden", "8",
+                     "--no-tensorboard", "--no-progress", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "r")])
+        assert code == 0 and torch.get_num_threads() == 1
+        assert main(["train", "--env", "ipd", "--threads", "0", "--out", str(tmp_path / "x")]) == 2
+    finally:
+        torch.set_num_threads(before)

@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(model.zip for ppo and ppo_shared_reward; default runs/ENV-ALGO-sSEED)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR exactly where it stopped")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads of torch (default: torch's own choice); 1 is much faster on a machine "
+                   "busy with other jobs, where threads fight over the cores")
     p.add_argument("--fast", action="store_true",
                    help="start from the game's CPU preset (trainers.config.FAST; the IPD: memory-one actor, beta 3, "
                    "agent replay, annealed actor lr; learns tit-for-tat in about a minute) instead of the paper's")
@@ -78,6 +81,14 @@ def _sb3_run(args: argparse.Namespace) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            print(f"error: --threads must be an integer >= 1, got {threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(threads)
     if args.command == "train" and getattr(args, "fast", False) and (args.resume or _sb3_run(args)):
         print("error: --fast applies to new adalign and proximal_adalign runs (a resumed run keeps its config.json)",
               file=sys.stderr)
