@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainers.runner import updates_done
+
 #: the learners: name -> (trainer's algo, what the run saves)
 ALGOS = {"proximal_adalign": ("proximal_adalign", "checkpoint.pt"), "ppo": ("ppo", "model.zip"),
          "ppo_sr": ("ppo_shared_reward", "model.zip")}
@@ -99,16 +101,6 @@ def config(args: argparse.Namespace, algo: str):
                   batch_size=args.batch_size, max_steps=args.chunk, device="cpu", env_kwargs=env_kwargs,
                   network_arch=args.network_arch, network_width=args.network_width, hidden=args.network_width,
                   tensorboard=False, save_every=50, **lr, **extra)
-
-
-def updates_done(run: Path) -> int:
-    """The last update logged in ``run/metrics.csv`` (0 without one)."""
-    path = run / "metrics.csv"
-    if not path.exists():
-        return 0
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return int(rows[-1]["iteration"]) if rows else 0
 
 
 def train(name: str, args: argparse.Namespace, out: Path) -> tuple[Path, str]:

@@ -25,12 +25,11 @@ import csv
 import time
 from pathlib import Path
 
-import numpy as np
-
 from trainers import sb3
 from trainers.adalign import train as train_adalign
 from trainers.config import TrainConfig, preset
 from trainers.league import LeagueResult, format_table, league
+from trainers.runner import updates_done
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides them.
 DEFAULTS = {
@@ -43,52 +42,39 @@ SCRIPTED = {"coin_game": ["always_cooperate", "always_defect", "random"],
 
 
 def finished(out: Path, artefact: str, iterations: int) -> bool:
-    """Whether ``out`` holds a run that reached ``iterations`` updates."""
+    """Whether ``out`` holds a run of ``iterations`` updates that reached its end."""
     cfg_path = out / "config.json"
     if not (out / artefact).exists() or not cfg_path.exists():
         return False
-    metrics = out / "metrics.csv"
-    if not metrics.exists():
-        return False
-    with metrics.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return bool(rows) and int(rows[-1]["iteration"]) >= iterations == TrainConfig.load(cfg_path).iterations
+    return updates_done(out) >= iterations == TrainConfig.load(cfg_path).iterations
 
 
-def targets(env: str, res: LeagueResult) -> list[tuple[str, float, str, bool]]:
-    """The paper's targets (SPEC section 8) as (what, measured, wanted, holds)."""
+def targets(env: str, res: LeagueResult) -> list[tuple[str, float, str, bool | None]]:
+    """The paper's targets (SPEC section 8) as (what, measured, wanted, holds or None)."""
     i = {n: k for k, n in enumerate(res.names)}
     row, col = res.row_reward, res.col_reward
+
+    def self_play(name: str) -> float:
+        return float(row[i[name], i[name]] + col[i[name], i[name]]) / 2
+
     aa, ac, ad = i["adalign"], i["always_cooperate"], i["always_defect"]
-    rows = [
-        ("AdAlign self-play, reward per step of each", float(row[aa, aa] + col[aa, aa]) / 2,
-         "close to 0.25" if env == "coin_game" else "high (cooperates)", None),
-        ("Always Defect's reward against AdAlign", float(col[aa, ad]), "", None),
-        ("Always Defect's reward against Always Cooperate", float(col[ac, ad]), "", None),
-        ("AdAlign's reward against Always Cooperate", float(row[aa, ac]), "", None),
-        ("Always Cooperate's reward against AdAlign", float(col[aa, ac]), "", None),
-    ]
-    out = []
-    self_play = rows[0][1]
+    aa_self, ppo_self = self_play("adalign"), self_play("ppo")
+    ad_vs_aa, ad_vs_ac = float(col[aa, ad]), float(col[ac, ad])
+    what_self = "AdAlign self-play, reward per step of each"
+    out = [(what_self, aa_self, ">= 0.2 (paper 0.25)", aa_self >= 0.2) if env == "coin_game" else
+           (what_self, aa_self, f"> PPO self-play ({ppo_self:.3f})", aa_self > ppo_self),
+           ("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
+            ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
+            ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac)]
     if env == "coin_game":
-        out.append((rows[0][0], self_play, ">= 0.2 (paper 0.25)", self_play >= 0.2))
+        aa_vs_ac, ac_vs_aa = float(row[aa, ac]), float(col[aa, ac])
+        out.append(("AdAlign vs Always Cooperate: AdAlign / Always Cooperate", aa_vs_ac,
+                    f"both > 0 (AC gets {ac_vs_aa:.3f}; paper 0.45 / 0.09)", aa_vs_ac > 0 and ac_vs_aa > 0))
     else:
-        ppo = float(row[i["ppo"], i["ppo"]] + col[i["ppo"], i["ppo"]]) / 2
-        out.append((rows[0][0], self_play, f"> PPO self-play ({ppo:.3f})", self_play > ppo))
-    ad_vs_aa, ad_vs_ac = rows[1][1], rows[2][1]
-    out.append(("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
-                ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
-                ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac))
-    if env == "coin_game":
-        out.append(("AdAlign vs Always Cooperate: AdAlign / Always Cooperate", rows[3][1],
-                    f"both > 0 (AC gets {rows[4][1]:.3f}; paper 0.45 / 0.09)", rows[3][1] > 0 and rows[4][1] > 0))
-    else:
-        sr = i["ppo_sr"]
-        sr_self = float(row[sr, sr] + col[sr, sr]) / 2
-        out.append(("PPO-SR self-play, reward per step of each", sr_self, "high (paper about 0.5)", None))
-        ppo_self = float(row[i["ppo"], i["ppo"]] + col[i["ppo"], i["ppo"]]) / 2
-        out.append(("PPO self-play, reward per step of each", ppo_self, "paper about 0.30", None))
-        out.append(("Always Defect's reward against PPO-SR", float(col[sr, ad]), "high: PPO-SR is exploited", None))
+        out += [("PPO-SR self-play, reward per step of each", self_play("ppo_sr"), "high (paper about 0.5)", None),
+                ("PPO self-play, reward per step of each", ppo_self, "paper about 0.30", None),
+                ("Always Defect's reward against PPO-SR", float(col[i["ppo_sr"], ad]), "high: PPO-SR is exploited",
+                 None)]
     return out
 
 
@@ -164,8 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = "" if holds is None else ("  [met]" if holds else "  [not met]")
         print(f"{what}: {value:.3f}  (target: {wanted}){verdict}")
     print(f"wrote {out}/league.csv, league.png, league.json, targets.csv and times.csv")
-    return {"result": result, "targets": checks, "all_met": all(h for *_, h in checks if h is not None),
-            "mean_reward": float(np.mean(result.row_reward))}
+    return {"result": result, "targets": checks, "all_met": all(h for *_, h in checks if h is not None)}
 
 
 if __name__ == "__main__":

@@ -20,14 +20,6 @@ from trainers.config import preset
 from trainers.league import LeaguePlayer, format_table, league, parse_player, run_league
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def read_csv(path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))

@@ -22,14 +22,6 @@ from trainers.config import preset
 ENVS = ("ipd", "coin_game", "negotiation")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # tiny networks: OpenMP threads only cost time, and oversubscribe the cores under pytest -n
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny(env: str, algo: str = "ppo", **kw):
     return preset(env, **{"algo": algo, "batch_size": 8, "max_steps": 6, "iterations": 2, "hidden": 8,
@@ -245,7 +237,6 @@ def test_bad_settings_are_refused(tmp_path):
 # -- SB3 models as players -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def coin_model(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("coin-ppo")
     sb3.train(tiny("coin_game", iterations=1), out, progress=False)
     return out / "model.zip"

@@ -37,7 +37,10 @@ class RecurrentNet(nn.Module):
         # without recurrence a feed-forward layer takes the GRU's place: the output depends
         # on the current input only, and the hidden state passes through unchanged
         self.recurrent = recurrent
-        self.gru = nn.GRU(hidden, hidden, batch_first=True) if recurrent else nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        if recurrent:
+            self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        else:
+            self.feed_forward = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         head: list[nn.Module] = []
         width = hidden
         for size in head_sizes:
@@ -58,7 +61,7 @@ class RecurrentNet(nn.Module):
             # start state of a memory-one policy) and sequences and single steps agree
             started = torch.ones(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device)
             started[:, 0] = 0.0 if h is None else h[0, :, :1]
-            z = self.gru(self.encoder(torch.cat((x, started), dim=-1)))
+            z = self.feed_forward(self.encoder(torch.cat((x, started), dim=-1)))
             h_next = torch.ones(1, x.shape[0], self.hidden, dtype=x.dtype, device=x.device)
             return self.head(z), h_next
         z, h = self.gru(self.encoder(x), h)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["prepare_config", "read_metrics", "run_loop"]
+__all__ = ["prepare_config", "read_metrics", "updates_done", "run_loop"]
 
 
 def prepare_config(cfg: Any, out: Path, resume: bool, iterations: int | None) -> Any:
@@ -43,6 +43,12 @@ def read_metrics(path: Path, upto: int) -> tuple[list[str] | None, list[dict[str
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         return reader.fieldnames, [r for r in reader if int(r["iteration"]) <= upto]
+
+
+def updates_done(run: Path) -> int:
+    """The last update logged in ``run/metrics.csv`` (0 when there is none)."""
+    _, rows = read_metrics(Path(run) / "metrics.csv", upto=2**62)
+    return int(rows[-1]["iteration"]) if rows else 0
 
 
 def run_loop(run: Any, cfg: Any, out: Path, resume: bool, progress: bool, desc: str,
