@@ -1,6 +1,7 @@
 """Reproduce the paper's leagues: Coin Game (Fig. 2) and Negotiation (Fig. 3a).
 
-For every seed this trains AdAlign (``trainers.adalign``, the game's preset), self-play
+For every seed this trains AdAlign (``trainers.adalign``: for the Coin Game the CPU preset
+``trainers.config.FAST``, ``--paper-preset`` for the paper's; for Negotiation the paper's), self-play
 PPO and PPO with summed rewards (PPO-SR, ``trainers.sb3``), then plays every player
 against every player, the scripted ones included (always cooperate, always defect, and
 random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
@@ -27,13 +28,13 @@ from pathlib import Path
 
 from trainers import sb3
 from trainers.adalign import train as train_adalign
-from trainers.config import TrainConfig, preset
+from trainers.config import FAST, TrainConfig, preset
 from trainers.league import LeagueResult, format_table, league
 from trainers.runner import updates_done
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides them.
 DEFAULTS = {
-    "coin_game": dict(adalign_iterations=600, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512),
+    "coin_game": dict(adalign_iterations=1500, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512),
     "negotiation": dict(adalign_iterations=60, ppo_iterations=60, league_steps=50, batch=2048, ppo_batch=1024),
 }
 #: Scripted players of each league (the paper's Figs. 2 and 3a).
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None, help="AdAlign games per update (default: per game)")
     ap.add_argument("--ppo-batch-size", type=int, default=None, help="PPO and PPO-SR games per update")
     ap.add_argument("--episodes", type=int, default=32, help="league games per pair of instances")
+    ap.add_argument("--paper-preset", action="store_true",
+                    help="train AdAlign from the paper's preset even where a CPU preset exists (trainers.config.FAST)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=None, help="default runs/reproduce/ENV")
     ap.add_argument("--threads", type=int, default=None,
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     batch = args.batch_size or d["batch"]
     ppo_batch = args.ppo_batch_size or d["ppo_batch"]
     progress = not args.no_progress
+    fast = args.env in FAST and not args.paper_preset
     times: list[tuple[str, int, float]] = []
     for seed in range(args.seeds):
         run = out / f"adalign-s{seed}"
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"reusing {run}")
         else:
             extra = {"batch_size": batch} if batch else {}
-            cfg = preset(args.env, seed=seed, iterations=aa_its, device=args.device, save_every=50, **extra)
+            cfg = preset(args.env, fast=fast, seed=seed, iterations=aa_its, device=args.device, save_every=50, **extra)
             start = time.perf_counter()
             train_adalign(cfg, run, progress=progress)
             times.append(("adalign", seed, time.perf_counter() - start))

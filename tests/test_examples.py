@@ -7,10 +7,13 @@ its default output folder ``runs/examples`` lands there too.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from trainers.config import FAST
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GAMES = ("ipd", "coin_game", "negotiation")
@@ -89,6 +92,8 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
     folder = tmp_path / "coin"
     for run, artefact in (("adalign-s0", "checkpoint.pt"), ("ppo-s0", "model.zip"), ("ppo_sr-s0", "model.zip")):
         assert (folder / run / artefact).exists()
+    saved = json.loads((folder / "adalign-s0" / "config.json").read_text())
+    assert saved["alignment_warmup"] == FAST["coin_game"]["alignment_warmup"]  # the CPU preset by default
     with (folder / "league.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["row"] for r in rows} == {"adalign", "ppo", "ppo_sr", "always_cooperate", "always_defect", "random"}

@@ -25,3 +25,14 @@ def test_adalign_self_play_on_the_ipd_learns_tit_for_tat(tmp_path):
     mean = result["mean"]
     assert min(mean["CC"], mean["DC"]) >= 0.9, mean
     assert max(mean["CD"], mean["DD"]) <= 0.2, mean
+
+
+def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defect(tmp_path):
+    """One seed of the league reproduction (the CPU preset, 1500 updates; about 20 minutes):
+    AdAlign cooperates with itself and Always Defect earns at most half against it of what
+    it earns against Always Cooperate."""
+    result = load_example("reproduce_league").main(["--env", "coin_game", "--seeds", "1", "--out", str(tmp_path),
+                                                    "--no-progress"])
+    held = {what: holds for what, _, _, holds in result["targets"]}
+    assert held["AdAlign self-play, reward per step of each"], result["targets"]
+    assert held["Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)"], result["targets"]

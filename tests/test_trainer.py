@@ -230,6 +230,18 @@ def test_anneal_lr_decays_the_actor_learning_rate_linearly_to_zero():
     assert trainer.critic_opt.param_groups[0]["lr"] == pytest.approx(trainer.cfg.critic_lr)
 
 
+def test_alignment_warmup_trains_the_plain_learner_first_then_turns_the_term_on():
+    warm = Trainer(tiny("coin_game", iterations=3, beta=1.0, alignment_warmup=2))
+    plain = Trainer(tiny("coin_game", iterations=3, beta=0.0))
+    for update in range(3):
+        warm.train_step()
+        plain.train_step()
+        same = all(torch.equal(v, plain.actor.state_dict()[k]) for k, v in warm.actor.state_dict().items())
+        assert same == (update < 2), f"update {update + 1}"
+    with pytest.raises(ValueError, match="alignment_warmup.*>= 0"):
+        TrainConfig(alignment_warmup=-1).validate()
+
+
 def test_fast_ipd_preset_resumes_exactly_after_an_interruption_and_is_a_player(tmp_path, monkeypatch):
     kw = dict(fast=True, max_steps=8, batch_size=16, hidden=16, tensorboard=False, snapshot_every=1, critic_warmup=1)
     cfg = preset("ipd", iterations=4, save_every=2, **kw)
@@ -264,7 +276,7 @@ def test_cli_fast_flag_uses_the_cpu_preset_and_is_refused_where_it_does_not_appl
     saved = json.loads((run / "config.json").read_text())
     assert saved["actor_recurrent"] is False and saved["anneal_lr"] is True and saved["beta"] == 3.0
     assert saved["batch_size"] == 8  # an option given on the command line wins over the preset
-    for extra in (["--env", "coin_game"], ["--env", "ipd", "--algo", "ppo"]):
+    for extra in (["--env", "negotiation"], ["--env", "ipd", "--algo", "ppo"]):
         res = subprocess.run(base + extra + ["--fast", "--out", str(tmp_path / "x")], capture_output=True, text=True)
         assert res.returncode == 2 and "--fast" in res.stderr
 

@@ -194,6 +194,11 @@ class Trainer:
         dones[:, -1] = True  # the games end after max_steps: no bootstrap past the last step
         return dones
 
+    @property
+    def beta(self) -> float:
+        """Weight of the alignment term in this update: 0 during ``alignment_warmup``, then ``cfg.beta``."""
+        return self.cfg.beta if self.iteration >= self.cfg.alignment_warmup else 0.0
+
     # -- 3. update ------------------------------------------------------------------------
     def _entropy(self, dist) -> Tensor:
         return dist.base_entropy() if hasattr(dist, "base_entropy") else dist.entropy()
@@ -230,7 +235,7 @@ class Trainer:
             logp = dist.log_prob(batch.actions[learn])
             entropy = self._entropy(dist)
             loss, info = losses.adalign_loss(
-                adv[learn], others[learn], logp, entropy, beta=cfg.beta, entropy_coef=cfg.entropy_coef,
+                adv[learn], others[learn], logp, entropy, beta=self.beta, entropy_coef=cfg.entropy_coef,
                 mode=cfg.aggregation, gamma=cfg.gamma, masks=self.masks,
             )
             self._check_finite("actor loss", loss)
@@ -252,7 +257,7 @@ class Trainer:
         cfg = self.cfg
         learn = batch.learn
         obs, actions, old_logp = batch.obs[learn], batch.actions[learn], batch.log_probs[learn]
-        aligned = losses.aligned_advantages(adv, others, beta=cfg.beta, mode=cfg.aggregation, gamma=cfg.gamma,
+        aligned = losses.aligned_advantages(adv, others, beta=self.beta, mode=cfg.aggregation, gamma=cfg.gamma,
                                             masks=self.masks)
         n = obs.shape[0]
         size = max(1, n // cfg.ppo_minibatches)

@@ -389,7 +389,8 @@ class CommonsHarvestTrainer:
     def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
         cfg = self.cfg
         adv, others, returns = self.advantages(batch)
-        aligned = losses.aligned_advantages(adv, others, beta=cfg.beta, mode=cfg.aggregation, gamma=cfg.gamma,
+        beta = cfg.beta if self.iteration >= cfg.alignment_warmup else 0.0  # no alignment term during the warm-up
+        aligned = losses.aligned_advantages(adv, others, beta=beta, mode=cfg.aggregation, gamma=cfg.gamma,
                                             masks=cfg.sign_masks or None)
         self.net.train()
         M = self.M
