@@ -14,6 +14,7 @@ random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
 
     python examples/reproduce_league.py --env coin_game --seeds 3 --out runs/reproduce/coin_game
     python examples/reproduce_league.py --env negotiation --seeds 2 --adalign-iterations 100
+    python examples/reproduce_league.py --env coin_game --seeds 6 --jobs 2   # two runs at a time
 
 Runs that already finished in ``OUT`` are reused (delete them to retrain), so a long
 reproduction can be stopped and started again.
@@ -23,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +44,58 @@ DEFAULTS = {
 #: Scripted players of each league (the paper's Figs. 2 and 3a).
 SCRIPTED = {"coin_game": ["always_cooperate", "always_defect", "random"],
             "negotiation": ["always_cooperate", "always_defect"]}
+
+
+#: What a ``--jobs`` worker process runs: one training run, on one torch thread.
+WORKER = """
+import sys, torch
+torch.set_num_threads(1)
+from trainers.config import TrainConfig
+cfg = TrainConfig.from_json(sys.argv[2])
+if cfg.algo in ("ppo", "ppo_shared_reward"):
+    from trainers.sb3 import train
+else:
+    from trainers.adalign import train
+train(cfg, sys.argv[1], progress=False)
+"""
+
+
+def train_all(jobs: list[tuple[str, int, Path, TrainConfig]], workers: int, progress: bool,
+              logs: Path) -> list[tuple[str, int, float]]:
+    """Train every ``(player, seed, run folder, config)``; ``workers`` > 1 runs that many at
+    once, each in its own process on one torch thread (its output in ``logs/``).
+    Returns ``(player, seed, seconds)`` of each run."""
+    times = []
+    if workers <= 1:
+        for name, seed, run, cfg in jobs:
+            start = time.perf_counter()
+            (sb3.train if cfg.algo in sb3.SB3_ALGOS else train_adalign)(cfg, run, progress=progress)
+            times.append((name, seed, time.perf_counter() - start))
+        return times
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < workers:
+            name, seed, run, cfg = pending.pop(0)
+            log = (logs / f"{name}-s{seed}.log").open("w")
+            proc = subprocess.Popen([sys.executable, "-c", WORKER, str(run), cfg.to_json()], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+            running.append((proc, log, name, seed, time.perf_counter()))
+            print(f"training {name} seed {seed} (log: {log.name})", flush=True)
+        time.sleep(1)
+        for job in [j for j in running if j[0].poll() is not None]:
+            proc, log, name, seed, start = job
+            running.remove(job)
+            log.close()
+            if proc.returncode != 0:
+                for other in running:
+                    other[0].terminate()
+                tail = Path(log.name).read_text()[-3000:]
+                raise RuntimeError(f"training {name} seed {seed} failed (exit {proc.returncode}); {log.name}:\n{tail}")
+            times.append((name, seed, time.perf_counter() - start))
+            print(f"trained {name} seed {seed} in {times[-1][2]:.0f} s", flush=True)
+    return times
 
 
 def finished(out: Path, artefact: str, iterations: int) -> bool:
@@ -96,6 +152,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None, help="default runs/reproduce/ENV")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 is far faster when other jobs share the cores)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="training runs at once, each in its own process on one torch thread (default 1: one at a "
+                    "time, in this process); 2 on a 2-core CPU halves the wall-clock time")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     if args.threads is not None:
@@ -110,28 +169,27 @@ def main(argv: list[str] | None = None) -> dict:
     ppo_batch = args.ppo_batch_size or d["ppo_batch"]
     progress = not args.no_progress
     fast = args.env in FAST and not args.paper_preset
-    times: list[tuple[str, int, float]] = []
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
+    jobs: list[tuple[str, int, Path, TrainConfig]] = []
     for seed in range(args.seeds):
         run = out / f"adalign-s{seed}"
         if finished(run, "checkpoint.pt", aa_its):
             print(f"reusing {run}")
         else:
             extra = {"batch_size": batch} if batch else {}
-            cfg = preset(args.env, fast=fast, seed=seed, iterations=aa_its, device=args.device, save_every=50, **extra)
-            start = time.perf_counter()
-            train_adalign(cfg, run, progress=progress)
-            times.append(("adalign", seed, time.perf_counter() - start))
+            jobs.append(("adalign", seed, run, preset(args.env, fast=fast, seed=seed, iterations=aa_its,
+                                                      device=args.device, save_every=50, **extra)))
         for algo, name in (("ppo", "ppo"), ("ppo_shared_reward", "ppo_sr")):
             run = out / f"{name}-s{seed}"
             if finished(run, "model.zip", ppo_its):
                 print(f"reusing {run}")
                 continue
-            cfg = preset(args.env, algo=algo, seed=seed, iterations=ppo_its, batch_size=ppo_batch,
-                         actor_lr=3e-4, entropy_coef=0.01, device="cpu", save_every=50)
-            start = time.perf_counter()
-            sb3.train(cfg, run, progress=progress)
-            times.append((name, seed, time.perf_counter() - start))
-        print(f"seed {seed}: trained", flush=True)
+            jobs.append((name, seed, run, preset(args.env, algo=algo, seed=seed, iterations=ppo_its,
+                                                 batch_size=ppo_batch, actor_lr=3e-4, entropy_coef=0.01,
+                                                 device="cpu", save_every=50)))
+    jobs.sort(key=lambda job: job[0] != "adalign")  # the longest runs first
+    times = train_all(jobs, args.jobs, progress, out / "logs")
     if times:
         new = not (out / "times.csv").exists()
         with (out / "times.csv").open("a", newline="") as f:

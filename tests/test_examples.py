@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from trainers.config import FAST
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -85,9 +87,10 @@ def test_baselines(tmp_path):
     assert out.count("in self-play: reward per step") == 2
 
 
-def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(tmp_path, jobs):
     args = ("--env", "coin_game", "--seeds", 1, "--adalign-iterations", 2, "--ppo-iterations", 2, "--batch-size", 16,
-            "--ppo-batch-size", 8, "--episodes", 2, "--out", tmp_path / "coin", "--no-progress")
+            "--ppo-batch-size", 8, "--episodes", 2, "--out", tmp_path / "coin", "--no-progress", "--jobs", jobs)
     out = run_example("reproduce_league.py", *args, cwd=tmp_path)
     folder = tmp_path / "coin"
     for run, artefact in (("adalign-s0", "checkpoint.pt"), ("ppo-s0", "model.zip"), ("ppo_sr-s0", "model.zip")):
@@ -103,5 +106,7 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
     with (folder / "times.csv").open(newline="") as f:
         assert sorted(r["player"] for r in csv.DictReader(f)) == ["adalign", "ppo", "ppo_sr"]
     assert "target:" in out and (folder / "league.png").stat().st_size > 0
+    if jobs > 1:  # each run trained in its own process, its output kept
+        assert sorted(p.name for p in (folder / "logs").iterdir()) == ["adalign-s0.log", "ppo-s0.log", "ppo_sr-s0.log"]
     again = run_example("reproduce_league.py", *args, cwd=tmp_path)
     assert again.count("reusing") == 3
