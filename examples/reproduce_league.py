@@ -8,6 +8,7 @@ random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
 
 * ``adalign-sK/``, ``ppo-sK/``, ``ppo_sr-sK/``: the runs (config, metrics, checkpoint);
 * ``league.csv``, ``league.png`` (heatmap), ``league.json``: the cross-play results;
+* ``self_play.csv``: each trained seed against itself (the league's diagonal mixes seeds);
 * ``targets.csv``: the paper's qualitative targets (SPEC section 8), measured, and
   whether each holds;
 * ``times.csv``: the training time of every run.
@@ -30,10 +31,11 @@ import sys
 import time
 from pathlib import Path
 
+import social_dilemmas
 from trainers import sb3
 from trainers.adalign import train as train_adalign
 from trainers.config import FAST, TrainConfig, preset
-from trainers.league import LeagueResult, format_table, league
+from trainers.league import LeagueResult, format_table, league, run_league
 from trainers.runner import updates_done
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides them.
@@ -106,21 +108,48 @@ def finished(out: Path, artefact: str, iterations: int) -> bool:
     return updates_done(out) >= iterations == TrainConfig.load(cfg_path).iterations
 
 
-def targets(env: str, res: LeagueResult) -> list[tuple[str, float, str, bool | None]]:
-    """The paper's targets (SPEC section 8) as (what, measured, wanted, holds or None)."""
+#: The trained players of the league and the file each run saves.
+TRAINED = {"adalign": "checkpoint.pt", "ppo": "model.zip", "ppo_sr": "model.zip"}
+
+
+def same_seed_self_play(env: str, out: Path, seeds: int, episodes: int, steps: int) -> dict[str, list[float]]:
+    """Reward per step (mean of both seats) of each trained player's seed against itself.
+
+    These are the same games as the league's same-seed pairs (its diagonal cells average
+    every pair of seeds, so they mix self-play with play against other seeds)."""
+    game = social_dilemmas.make_game(env, max_steps=steps)
+    result: dict[str, list[float]] = {}
+    for name, artefact in TRAINED.items():
+        result[name] = []
+        for s in range(seeds):
+            cell = run_league(game, [f"{name}={out}/{name}-s{s}/{artefact}"], seeds=1, episodes=episodes,
+                              seed=1001 * s)  # the league's game seed of the pair (seed s, seed s)
+            result[name].append(float(cell.row_reward[0, 0] + cell.col_reward[0, 0]) / 2)
+    return result
+
+
+def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[tuple[str, float, str, bool | None]]:
+    """The paper's targets (SPEC section 8) as (what, measured, wanted, holds or None);
+    ``same`` is :func:`same_seed_self_play`."""
     i = {n: k for k, n in enumerate(res.names)}
     row, col = res.row_reward, res.col_reward
 
     def self_play(name: str) -> float:
-        return float(row[i[name], i[name]] + col[i[name], i[name]]) / 2
+        return sum(same[name]) / len(same[name])
 
     aa, ac, ad = i["adalign"], i["always_cooperate"], i["always_defect"]
     aa_self, ppo_self = self_play("adalign"), self_play("ppo")
     ad_vs_aa, ad_vs_ac = float(col[aa, ad]), float(col[ac, ad])
-    what_self = "AdAlign self-play, reward per step of each"
+    what_self = "AdAlign self-play (each seed against itself), reward per step of each"
     out = [(what_self, aa_self, ">= 0.2 (paper 0.25)", aa_self >= 0.2) if env == "coin_game" else
-           (what_self, aa_self, f"> PPO self-play ({ppo_self:.3f})", aa_self > ppo_self),
-           ("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
+           (what_self, aa_self, f"> PPO self-play ({ppo_self:.3f})", aa_self > ppo_self)]
+    n = len(same["adalign"])
+    if n > 1:  # the league's diagonal cell is the mean over all n * n pairs of seeds
+        diagonal = float(row[aa, aa] + col[aa, aa]) / 2
+        cross = (n * n * diagonal - sum(same["adalign"])) / (n * n - n)
+        out.append(("AdAlign against AdAlign of another seed, reward per step of each", cross,
+                    "no target (the paper reports self-play)", None))
+    out += [("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
             ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
             ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac)]
     if env == "coin_game":
@@ -202,7 +231,12 @@ def main(argv: list[str] | None = None) -> dict:
     result = league(args.env, players, out, seeds=args.seeds, episodes=args.episodes, progress=progress,
                     env_kwargs={"max_steps": d["league_steps"]})
     print(format_table(result))
-    checks = targets(args.env, result)
+    same = same_seed_self_play(args.env, out, args.seeds, args.episodes, d["league_steps"])
+    with (out / "self_play.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["player", "seed", "reward_per_step"])
+        w.writerows((name, s, f"{v:.4f}") for name, values in same.items() for s, v in enumerate(values))
+    checks = targets(args.env, result, same)
     with (out / "targets.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["what", "measured", "wanted", "holds"])
@@ -211,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     for what, value, wanted, holds in checks:
         verdict = "" if holds is None else ("  [met]" if holds else "  [not met]")
         print(f"{what}: {value:.3f}  (target: {wanted}){verdict}")
-    print(f"wrote {out}/league.csv, league.png, league.json, targets.csv and times.csv")
+    print(f"wrote {out}/league.csv, league.png, league.json, self_play.csv, targets.csv and times.csv")
     return {"result": result, "targets": checks, "all_met": all(h for *_, h in checks if h is not None)}
 
 

@@ -103,6 +103,8 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
     with (folder / "targets.csv").open(newline="") as f:
         targets = list(csv.DictReader(f))
     assert any("exploitation" in t["what"] for t in targets) and all(t["holds"] in ("yes", "no", "") for t in targets)
+    with (folder / "self_play.csv").open(newline="") as f:
+        assert sorted(r["player"] for r in csv.DictReader(f)) == ["adalign", "ppo", "ppo_sr"]
     with (folder / "times.csv").open(newline="") as f:
         assert sorted(r["player"] for r in csv.DictReader(f)) == ["adalign", "ppo", "ppo_sr"]
     assert "target:" in out and (folder / "league.png").stat().st_size > 0

@@ -34,5 +34,5 @@ def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defe
     result = load_example("reproduce_league").main(["--env", "coin_game", "--seeds", "1", "--out", str(tmp_path),
                                                     "--no-progress"])
     held = {what: holds for what, _, _, holds in result["targets"]}
-    assert held["AdAlign self-play, reward per step of each"], result["targets"]
+    assert held["AdAlign self-play (each seed against itself), reward per step of each"], result["targets"]
     assert held["Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)"], result["targets"]
