@@ -28,11 +28,12 @@ def test_adalign_self_play_on_the_ipd_learns_tit_for_tat(tmp_path):
 
 
 def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defect(tmp_path):
-    """One seed of the league reproduction (the CPU preset, 1500 updates; about 20 minutes):
-    AdAlign cooperates with itself and Always Defect earns at most half against it of what
-    it earns against Always Cooperate."""
+    """One seed of the league reproduction (the CPU preset, 1500 updates; about 20 minutes).
+
+    Thresholds from the six seeds measured for the README: self-play 0.13-0.24 per step
+    each, Always Defect's exploitation ratio 0.07-0.29."""
     result = load_example("reproduce_league").main(["--env", "coin_game", "--seeds", "1", "--out", str(tmp_path),
                                                     "--no-progress"])
-    held = {what: holds for what, _, _, holds in result["targets"]}
-    assert held["AdAlign self-play (each seed against itself), reward per step of each"], result["targets"]
-    assert held["Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)"], result["targets"]
+    measured = {what: value for what, value, _, _ in result["targets"]}
+    assert measured["AdAlign self-play (each seed against itself), reward per step of each"] >= 0.1, result["targets"]
+    assert measured["Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)"] <= 0.5, result["targets"]
