@@ -40,7 +40,7 @@ from trainers.runner import updates_done
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides them.
 DEFAULTS = {
-    "coin_game": dict(adalign_iterations=1500, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512),
+    "coin_game": dict(adalign_iterations=2000, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512),
     "negotiation": dict(adalign_iterations=60, ppo_iterations=60, league_steps=50, batch=2048, ppo_batch=1024),
 }
 #: Scripted players of each league (the paper's Figs. 2 and 3a).

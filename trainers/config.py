@@ -197,7 +197,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #:   the updates against past snapshots (agent replay), actor lr 1.5e-3 decayed linearly
 #:   to 0 over the run so the reciprocal policy found after 100-150 updates settles.
 #:
-#: For the Coin Game (1500 updates, about 15 minutes on one CPU core):
+#: For the Coin Game (2000 updates, about 20 minutes on one CPU core):
 #:
 #: * the same fast critic (online values, Monte Carlo targets, lr 1e-2, 30 warm-up updates);
 #: * an alignment warm-up of 150 updates: the agent first learns the selfish game, so the
