@@ -276,7 +276,7 @@ def test_cli_fast_flag_uses_the_cpu_preset_and_is_refused_where_it_does_not_appl
     saved = json.loads((run / "config.json").read_text())
     assert saved["actor_recurrent"] is False and saved["anneal_lr"] is True and saved["beta"] == 3.0
     assert saved["batch_size"] == 8  # an option given on the command line wins over the preset
-    for extra in (["--env", "negotiation"], ["--env", "ipd", "--algo", "ppo"]):
+    for extra in (["--env", "commons_harvest_open"], ["--env", "ipd", "--algo", "ppo"]):
         res = subprocess.run(base + extra + ["--fast", "--out", str(tmp_path / "x")], capture_output=True, text=True)
         assert res.returncode == 2 and "--fast" in res.stderr
 

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true",
                    help="start from the game's CPU preset (trainers.config.FAST) instead of the paper's: the IPD "
                    "(memory-one actor, beta 3, agent replay, annealed actor lr; tit-for-tat in about a minute) "
-                   "and the Coin Game (fast critic, 150 selfish warm-up updates, beta 1; reciprocity in 2000 updates)")
+                   "the Coin Game (fast critic, 150 selfish warm-up updates, beta 1; reciprocity in 2000 updates) "
+                   "and the Negotiation (fast critic, memory-one actor, beta 10, 256 games; about 4 minutes)")
     p.add_argument("--independent", action="store_true",
                    help="ppo, ppo_shared_reward: one model per seat, stepped in lockstep (default: one shared network)")
     p.add_argument("--time-limit", default="terminate", choices=("terminate", "bootstrap"),
