@@ -1,8 +1,8 @@
 """Reproduce the paper's leagues: Coin Game (Fig. 2) and Negotiation (Fig. 3a).
 
-For every seed this trains AdAlign (``trainers.adalign``: for the Coin Game the CPU preset
-``trainers.config.FAST``, ``--paper-preset`` for the paper's; for Negotiation the paper's), self-play
-PPO and PPO with summed rewards (PPO-SR, ``trainers.sb3``), then plays every player
+For every seed this trains AdAlign (``trainers.adalign``, from the game's CPU preset
+``trainers.config.FAST``; ``--paper-preset`` for the paper's), self-play PPO and PPO with
+summed rewards (PPO-SR, ``trainers.sb3``), then plays every player
 against every player, the scripted ones included (always cooperate, always defect, and
 random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
 
@@ -14,7 +14,7 @@ random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
 * ``times.csv``: the training time of every run.
 
     python examples/reproduce_league.py --env coin_game --seeds 3 --out runs/reproduce/coin_game
-    python examples/reproduce_league.py --env negotiation --seeds 2 --adalign-iterations 100
+    python examples/reproduce_league.py --env negotiation --seeds 5 --jobs 2
     python examples/reproduce_league.py --env coin_game --seeds 6 --jobs 2   # two runs at a time
 
 Runs that already finished in ``OUT`` are reused (delete them to retrain), so a long
@@ -38,10 +38,16 @@ from trainers.config import FAST, TrainConfig, preset
 from trainers.league import LeagueResult, format_table, league, run_league
 from trainers.runner import updates_done
 
-#: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides them.
+#: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides
+#: them. ``batch`` None: the preset's. ``ppo``: the PPO and PPO-SR settings besides the game's
+#: preset. For the Negotiation, SB3's Gaussian starts at a mean proposal of 0 and must move it
+#: to 5: at lr 3e-4 and 4 minibatches (16 Adam steps per update) that takes thousands of
+#: updates, at lr 1e-3 and 8 minibatches a few hundred.
 DEFAULTS = {
-    "coin_game": dict(adalign_iterations=2000, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512),
-    "negotiation": dict(adalign_iterations=60, ppo_iterations=60, league_steps=50, batch=2048, ppo_batch=1024),
+    "coin_game": dict(adalign_iterations=2000, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512,
+                      ppo=dict(actor_lr=3e-4, entropy_coef=0.01)),
+    "negotiation": dict(adalign_iterations=800, ppo_iterations=500, league_steps=50, batch=None, ppo_batch=256,
+                        ppo=dict(actor_lr=1e-3, entropy_coef=0.01, ppo_minibatches=8)),
 }
 #: Scripted players of each league (the paper's Figs. 2 and 3a).
 SCRIPTED = {"coin_game": ["always_cooperate", "always_defect", "random"],
@@ -149,18 +155,31 @@ def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[t
         cross = (n * n * diagonal - sum(same["adalign"])) / (n * n - n)
         out.append(("AdAlign against AdAlign of another seed, reward per step of each", cross,
                     "no target (the paper reports self-play)", None))
-    out += [("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
-            ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
-            ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac)]
     if env == "coin_game":
+        out.append(("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
+                    ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
+                    ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac))
         aa_vs_ac, ac_vs_aa = float(row[aa, ac]), float(col[aa, ac])
         out.append(("AdAlign vs Always Cooperate: AdAlign / Always Cooperate", aa_vs_ac,
                     f"both > 0 (AC gets {ac_vs_aa:.3f}; paper 0.45 / 0.09)", aa_vs_ac > 0 and ac_vs_aa > 0))
-    else:
-        out += [("PPO-SR self-play, reward per step of each", self_play("ppo_sr"), "high (paper about 0.5)", None),
-                ("PPO self-play, reward per step of each", ppo_self, "paper about 0.30", None),
-                ("Always Defect's reward against PPO-SR", float(col[i["ppo_sr"], ad]), "high: PPO-SR is exploited",
-                 None)]
+        return out
+    # Negotiation: Always Defect bids 5 on every item, so it keeps at least half of every item
+    # whatever the other does; its floor is mutual defection (0.30), not 0. Exploitation is
+    # its gain over that floor as a share of its gain against Always Cooperate.
+    ad_vs_ad = float(col[ad, ad])
+
+    def exploitation(name: str) -> float:
+        return (float(col[i[name], ad]) - ad_vs_ad) / (ad_vs_ac - ad_vs_ad)
+
+    sr_self = self_play("ppo_sr")
+    out += [("Always Defect's gain over mutual defection against AdAlign / against Always Cooperate "
+             "(exploitation)", exploitation("adalign"), "<= 0.5 (not exploited)", exploitation("adalign") <= 0.5),
+            ("PPO self-play (each seed against itself), reward per step of each", ppo_self,
+             "within 0.05 of 0.30 (paper about 0.30)", abs(ppo_self - 0.30) <= 0.05),
+            ("PPO-SR self-play (each seed against itself), reward per step of each", sr_self,
+             ">= 0.4 (paper about 0.5)", sr_self >= 0.4),
+            ("Always Defect's gain over mutual defection against PPO-SR / against Always Cooperate "
+             "(exploitation)", exploitation("ppo_sr"), ">= 0.5 (exploited)", exploitation("ppo_sr") >= 0.5)]
     return out
 
 
@@ -215,8 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"reusing {run}")
                 continue
             jobs.append((name, seed, run, preset(args.env, algo=algo, seed=seed, iterations=ppo_its,
-                                                 batch_size=ppo_batch, actor_lr=3e-4, entropy_coef=0.01,
-                                                 device="cpu", save_every=50)))
+                                                 batch_size=ppo_batch, device="cpu", save_every=50, **d["ppo"])))
     jobs.sort(key=lambda job: job[0] != "adalign")  # the longest runs first
     times = train_all(jobs, args.jobs, progress, out / "logs")
     if times:

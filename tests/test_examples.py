@@ -87,22 +87,26 @@ def test_baselines(tmp_path):
     assert out.count("in self-play: reward per step") == 2
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(tmp_path, jobs):
-    args = ("--env", "coin_game", "--seeds", 1, "--adalign-iterations", 2, "--ppo-iterations", 2, "--batch-size", 16,
-            "--ppo-batch-size", 8, "--episodes", 2, "--out", tmp_path / "coin", "--no-progress", "--jobs", jobs)
+@pytest.mark.parametrize("env, jobs", [("coin_game", 1), ("coin_game", 2), ("negotiation", 1)])
+def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(tmp_path, env, jobs):
+    args = ("--env", env, "--seeds", 1, "--adalign-iterations", 2, "--ppo-iterations", 2, "--batch-size", 16,
+            "--ppo-batch-size", 8, "--episodes", 2, "--out", tmp_path / env, "--no-progress", "--jobs", jobs)
     out = run_example("reproduce_league.py", *args, cwd=tmp_path)
-    folder = tmp_path / "coin"
+    folder = tmp_path / env
     for run, artefact in (("adalign-s0", "checkpoint.pt"), ("ppo-s0", "model.zip"), ("ppo_sr-s0", "model.zip")):
         assert (folder / run / artefact).exists()
     saved = json.loads((folder / "adalign-s0" / "config.json").read_text())
-    assert saved["alignment_warmup"] == FAST["coin_game"]["alignment_warmup"]  # the CPU preset by default
+    assert saved["beta"] == FAST[env]["beta"] and saved["batch_size"] == 16  # the CPU preset, the command line's batch
     with (folder / "league.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert {r["row"] for r in rows} == {"adalign", "ppo", "ppo_sr", "always_cooperate", "always_defect", "random"}
+    scripted = {"always_cooperate", "always_defect"} | ({"random"} if env == "coin_game" else set())
+    assert {r["row"] for r in rows} == {"adalign", "ppo", "ppo_sr"} | scripted
     with (folder / "targets.csv").open(newline="") as f:
         targets = list(csv.DictReader(f))
     assert any("exploitation" in t["what"] for t in targets) and all(t["holds"] in ("yes", "no", "") for t in targets)
+    if env == "negotiation":  # every target is a check, and PPO ran with the game's own settings
+        assert all(t["holds"] in ("yes", "no") for t in targets) and len(targets) == 5
+        assert json.loads((folder / "ppo-s0" / "config.json").read_text())["ppo_minibatches"] == 8
     with (folder / "self_play.csv").open(newline="") as f:
         assert sorted(r["player"] for r in csv.DictReader(f)) == ["adalign", "ppo", "ppo_sr"]
     with (folder / "times.csv").open(newline="") as f:
@@ -112,3 +116,41 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
         assert sorted(p.name for p in (folder / "logs").iterdir()) == ["adalign-s0.log", "ppo-s0.log", "ppo_sr-s0.log"]
     again = run_example("reproduce_league.py", *args, cwd=tmp_path)
     assert again.count("reusing") == 3
+
+
+def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floor():
+    """Always Defect keeps half of every item against anyone, so against a player that bids 5
+    on everything it earns its floor (mutual defection, 0.30), and that player counts as not
+    exploited at all; a player it treats like Always Cooperate counts as fully exploited."""
+    import importlib.util
+
+    import numpy as np
+
+    from trainers.league import LeagueResult
+
+    spec = importlib.util.spec_from_file_location("reproduce_league", EXAMPLES / "reproduce_league.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = ["adalign", "ppo", "ppo_sr", "always_cooperate", "always_defect"]
+
+    def result(ad_earns_against: dict[str, float]) -> LeagueResult:
+        col = np.full((5, 5), 0.3)
+        for name, value in ad_earns_against.items():
+            col[names.index(name), 4] = value  # Always Defect in the column seat
+        zeros = np.zeros((5, 5))
+        return LeagueResult(names, col.T.copy(), col, zeros, zeros, focal=0)
+
+    same = {"adalign": [0.36], "ppo": [0.31], "ppo_sr": [0.47]}
+    ad = {"always_cooperate": 0.55, "always_defect": 0.30, "ppo_sr": 0.52}
+    checks = {what: (value, holds) for what, value, _, holds in
+              module.targets("negotiation", result({**ad, "adalign": 0.30}), same)}
+    exploited = [k for k in checks if "exploitation" in k]
+    assert len(exploited) == 2 and "AdAlign" in exploited[0] and "PPO-SR" in exploited[1]
+    assert checks[exploited[0]] == (0.0, True)  # AD earns only its floor against AdAlign
+    assert checks[exploited[1]][0] == pytest.approx(0.88) and checks[exploited[1]][1]
+    assert all(holds for _, holds in checks.values() if holds is not None)
+    checks = {what: (value, holds) for what, value, _, holds in
+              module.targets("negotiation", result({**ad, "adalign": 0.55}), {**same, "ppo": [0.40]})}
+    assert checks[exploited[0]] == (1.0, False)  # treated like Always Cooperate
+    ppo = next(k for k in checks if k.startswith("PPO self-play"))
+    assert checks[ppo][1] is False and next(v for k, v in checks.items() if k.startswith("AdAlign self-play"))[1] is False

@@ -37,3 +37,20 @@ def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defe
     measured = {what: value for what, value, _, _ in result["targets"]}
     assert measured["AdAlign self-play (each seed against itself), reward per step of each"] >= 0.1, result["targets"]
     assert measured["Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)"] <= 0.5, result["targets"]
+
+
+def test_adalign_on_the_negotiation_is_not_exploited_and_ppo_sr_is(tmp_path):
+    """One seed of the league reproduction (AdAlign from the CPU preset, 800 updates; PPO and
+    PPO-SR 500 updates; about 12 minutes on one core).
+
+    Seeds 0 and 1 measured for the README: AdAlign's exploitation 0.33-0.34 and self-play
+    0.35 per step each; see the README for all five seeds."""
+    result = load_example("reproduce_league").main(["--env", "negotiation", "--seeds", "1", "--out", str(tmp_path),
+                                                    "--no-progress"])
+    measured = {what: (value, holds) for what, value, _, holds in result["targets"]}
+    aa_exploit = next(k for k in measured if "exploitation" in k and "AdAlign" in k)
+    assert measured[aa_exploit][0] <= 0.5, result["targets"]
+    assert measured["AdAlign self-play (each seed against itself), reward per step of each"][1], result["targets"]
+    sr = next(k for k in measured if k.startswith("PPO-SR self-play"))
+    sr_exploit = next(k for k in measured if "exploitation" in k and "PPO-SR" in k)
+    assert measured[sr][0] >= 0.4 and measured[sr_exploit][0] >= 0.5, result["targets"]
