@@ -145,7 +145,7 @@ def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[t
 
     aa, ac, ad = i["adalign"], i["always_cooperate"], i["always_defect"]
     aa_self, ppo_self = self_play("adalign"), self_play("ppo")
-    ad_vs_aa, ad_vs_ac = float(col[aa, ad]), float(col[ac, ad])
+    ad_vs_ac = float(col[ac, ad])
     what_self = "AdAlign self-play (each seed against itself), reward per step of each"
     out = [(what_self, aa_self, ">= 0.2 (paper 0.25)", aa_self >= 0.2) if env == "coin_game" else
            (what_self, aa_self, f"> PPO self-play ({ppo_self:.3f})", aa_self > ppo_self)]
@@ -156,6 +156,7 @@ def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[t
         out.append(("AdAlign against AdAlign of another seed, reward per step of each", cross,
                     "no target (the paper reports self-play)", None))
     if env == "coin_game":
+        ad_vs_aa = float(col[aa, ad])
         out.append(("Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)",
                     ad_vs_aa / ad_vs_ac if ad_vs_ac > 0 else float("nan"), "<= 0.5 (not exploited)",
                     ad_vs_ac > 0 and ad_vs_aa <= 0.5 * ad_vs_ac))
@@ -168,18 +169,17 @@ def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[t
     # its gain over that floor as a share of its gain against Always Cooperate.
     ad_vs_ad = float(col[ad, ad])
 
-    def exploitation(name: str) -> float:
-        return (float(col[i[name], ad]) - ad_vs_ad) / (ad_vs_ac - ad_vs_ad)
-
+    aa_exploit, sr_exploit = ((float(col[i[name], ad]) - ad_vs_ad) / (ad_vs_ac - ad_vs_ad)
+                              for name in ("adalign", "ppo_sr"))
     sr_self = self_play("ppo_sr")
     out += [("Always Defect's gain over mutual defection against AdAlign / against Always Cooperate "
-             "(exploitation)", exploitation("adalign"), "<= 0.5 (not exploited)", exploitation("adalign") <= 0.5),
+             "(exploitation)", aa_exploit, "<= 0.5 (not exploited)", aa_exploit <= 0.5),
             ("PPO self-play (each seed against itself), reward per step of each", ppo_self,
              "within 0.05 of 0.30 (paper about 0.30)", abs(ppo_self - 0.30) <= 0.05),
             ("PPO-SR self-play (each seed against itself), reward per step of each", sr_self,
              ">= 0.4 (paper about 0.5)", sr_self >= 0.4),
             ("Always Defect's gain over mutual defection against PPO-SR / against Always Cooperate "
-             "(exploitation)", exploitation("ppo_sr"), ">= 0.5 (exploited)", exploitation("ppo_sr") >= 0.5)]
+             "(exploitation)", sr_exploit, ">= 0.5 (exploited)", sr_exploit >= 0.5)]
     return out
 
 
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict:
     jobs: list[tuple[str, int, Path, TrainConfig]] = []
     for seed in range(args.seeds):
         run = out / f"adalign-s{seed}"
-        if finished(run, "checkpoint.pt", aa_its):
+        if finished(run, TRAINED["adalign"], aa_its):
             print(f"reusing {run}")
         else:
             extra = {"batch_size": batch} if batch else {}
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                       device=args.device, save_every=50, **extra)))
         for algo, name in (("ppo", "ppo"), ("ppo_shared_reward", "ppo_sr")):
             run = out / f"{name}-s{seed}"
-            if finished(run, "model.zip", ppo_its):
+            if finished(run, TRAINED[name], ppo_its):
                 print(f"reusing {run}")
                 continue
             jobs.append((name, seed, run, preset(args.env, algo=algo, seed=seed, iterations=ppo_its,
@@ -244,8 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
             if new:
                 w.writerow(["player", "seed", "train_seconds"])
             w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
-    players = [f"adalign={out}/adalign-s*/checkpoint.pt", f"ppo={out}/ppo-s*/model.zip",
-               f"ppo_sr={out}/ppo_sr-s*/model.zip", *SCRIPTED[args.env]]
+    players = [*(f"{name}={out}/{name}-s*/{artefact}" for name, artefact in TRAINED.items()), *SCRIPTED[args.env]]
     result = league(args.env, players, out, seeds=args.seeds, episodes=args.episodes, progress=progress,
                     env_kwargs={"max_steps": d["league_steps"]})
     print(format_table(result))

@@ -219,14 +219,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 #:   weight to hold against the policy gradient, which always pushes every bid up (at beta 3
 #:   and lr 3e-3 the agent bids 5 on everything within 50 updates; at beta 10 and lr 1e-3 it
 #:   cooperates for a while and falls back there after 500 updates).
+#: The fast critic every CPU preset shares: online values, Monte Carlo targets, lr 1e-2, a 30-update warm-up.
+_FAST_CRITIC: dict[str, Any] = dict(advantage_values="online", critic_target="mc", critic_lr=1e-2, critic_warmup=30)
 FAST: dict[str, dict[str, Any]] = {
-    "ipd": dict(advantage_values="online", critic_target="mc", critic_lr=1e-2, critic_warmup=30,
-                actor_recurrent=False, batch_size=1024, actor_lr=1.5e-3, beta=3.0, self_play_prob=0.5,
-                anneal_lr=True),
-    "coin_game": dict(advantage_values="online", critic_target="mc", critic_lr=1e-2, critic_warmup=30,
-                      alignment_warmup=150, beta=1.0),
-    "negotiation": dict(advantage_values="online", critic_target="mc", critic_lr=1e-2, critic_warmup=30,
-                        actor_recurrent=False, batch_size=256, actor_lr=5e-4, self_play_prob=0.5, beta=10.0),
+    "ipd": dict(**_FAST_CRITIC, actor_recurrent=False, batch_size=1024, actor_lr=1.5e-3, beta=3.0,
+                self_play_prob=0.5, anneal_lr=True),
+    "coin_game": dict(**_FAST_CRITIC, alignment_warmup=150, beta=1.0),
+    "negotiation": dict(**_FAST_CRITIC, actor_recurrent=False, batch_size=256, actor_lr=5e-4, self_play_prob=0.5,
+                        beta=10.0),
 }
 
 
