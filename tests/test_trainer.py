@@ -70,6 +70,18 @@ def test_resume_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
         train(out=tmp_path, resume=True, progress=False)
 
 
+def test_metrics_that_start_after_the_critic_warmup_reach_metrics_csv(tmp_path):
+    # the actor's losses appear only from update critic_warmup + 1; the CSV header must
+    # widen then (earlier rows empty), also when the warm-up ends after a resume
+    for out, stops in ((tmp_path / "full", [4]), (tmp_path / "split", [2, 4])):
+        train(tiny("ipd", iterations=stops[0], critic_warmup=2), out, progress=False)
+        for stop in stops[1:]:
+            train(out=out, resume=True, iterations=stop, progress=False)
+        rows = read_metrics(out / "metrics.csv")
+        assert [r["iteration"] for r in rows] == ["1", "2", "3", "4"]
+        assert [r["train/loss_pg"] != "" for r in rows] == [False, False, True, True]
+        assert all(r["train/critic_loss"] for r in rows)
+
 @pytest.mark.parametrize("algo", ["adalign", "proximal_adalign"])
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, algo):
     import trainers.losses

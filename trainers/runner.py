@@ -3,7 +3,9 @@
 A *run* is any object with ``iteration`` (updates done), ``train_step() -> metrics``
 (one update, returning ``{"namespace/name": float}``) and ``save()`` (an atomic
 checkpoint). :func:`run_loop` drives it to ``cfg.iterations``; on resume it keeps the
-rows of ``metrics.csv`` up to the checkpoint's iteration and drops later ones.
+rows of ``metrics.csv`` up to the checkpoint's iteration and drops later ones. A metric
+that first appears after the first row (the actor's losses begin after the critic's
+warm-up) widens the header, and the earlier rows leave that column empty.
 """
 
 from __future__ import annotations
@@ -72,8 +74,12 @@ def run_loop(run: Any, cfg: Any, out: Path, resume: bool, progress: bool, desc: 
             it = run.iteration
             if it % cfg.log_every == 0 or it == cfg.iterations:
                 row = {"iteration": it, **{k: f"{v:.6g}" for k, v in metrics.items()}}
-                if csv_file is None:
-                    header = header or list(row)
+                new_columns = [k for k in row if k not in (header or [])]
+                if csv_file is None or new_columns:
+                    if csv_file is not None:  # metrics that start late (the actor's, after the critic's warm-up)
+                        csv_file.close()
+                        _, rows = read_metrics(out / "metrics.csv", upto=it)
+                    header = [*(header or []), *new_columns]
                     csv_file = (out / "metrics.csv").open("w", newline="")
                     w = csv.DictWriter(csv_file, fieldnames=header, extrasaction="ignore")
                     w.writeheader()
