@@ -187,3 +187,35 @@ def test_n_player_league_reports_focal_and_background_per_capita_rewards(tmp_pat
 
     write_league(result, tmp_path)
     assert (tmp_path / "league.png").exists() and len(read_csv(tmp_path / "league.csv")) == 4
+
+
+def test_scripted_evaluation_matches_hand_computed_ipd_rewards():
+    import social_dilemmas
+    from social_dilemmas.policies import make_policy
+    from trainers.league import scripted_evaluation
+
+    game = social_dilemmas.make_game("ipd")  # 16 rounds; (me, other): CC -1, CD -3, DC 0, DD -2
+
+    def evaluate(name: str) -> dict[str, float]:
+        return scripted_evaluation(game, lambda seat: make_policy(name, game), games=4)
+
+    tft = evaluate("tit_for_tat")
+    assert tft["eval/self"] == -1.0
+    assert tft["eval/vs_always_defect"] == pytest.approx(-33 / 16)
+    assert tft["eval/always_defect_gets"] == pytest.approx(-30 / 16)
+    assert tft["eval/vs_always_cooperate"] == tft["eval/always_cooperate_gets"] == -1.0
+    assert {f"eval/vs_{n}" for n in IPD_PLAYERS} <= set(tft)
+    # Always Defect gains 2/16 over mutual defection (-2) against tit for tat, 2 against Always Cooperate
+    assert tft["eval/exploitation"] == pytest.approx(1 / 16)
+    assert evaluate("always_cooperate")["eval/exploitation"] == 1.0
+    assert evaluate("always_defect")["eval/exploitation"] == 0.0
+
+
+def test_scripted_evaluation_refuses_games_of_more_than_two_players():
+    from trainers.league import scripted_evaluation
+
+    class ThreePlayers:
+        n_players, name = 3, "public_goods"
+
+    with pytest.raises(ValueError, match="two-player game; public_goods has 3 players"):
+        scripted_evaluation(ThreePlayers(), lambda seat: None)

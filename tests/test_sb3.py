@@ -225,6 +225,16 @@ def test_independent_learners_resume_exactly(tmp_path):
         assert all(torch.equal(s1[k], s2[k]) for k in s1)
 
 
+@pytest.mark.parametrize("independent", [False, True])
+def test_ppo_runs_evaluate_against_the_scripted_players(tmp_path, independent):
+    run = sb3.train(tiny("negotiation", eval_every=2, eval_games=8), tmp_path, progress=False, independent=independent)
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r.get("eval/self", "") != "" for r in rows] == [False, True]
+    assert 0.0 <= float(rows[1]["eval/vs_always_cooperate"]) <= 1.0
+    assert np.isfinite(float(rows[1]["eval/exploitation"]))
+    assert run.iteration == 2
+
+
 def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match="time_limit"):
         sb3.train(tiny("ipd"), tmp_path, time_limit="never")

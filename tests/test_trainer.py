@@ -102,6 +102,25 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     assert [r["iteration"] for r in read_metrics(tmp_path / "metrics.csv")] == ["1", "2"]
 
 
+@pytest.mark.parametrize("env", ENVS)
+def test_periodic_evaluation_logs_scripted_matches_without_changing_training(tmp_path, env):
+    plain = train(tiny(env, iterations=4), tmp_path / "plain", progress=False)
+    evaluated = train(tiny(env, iterations=4, eval_every=2, eval_games=8), tmp_path / "eval", progress=False)
+    for k, v in plain.actor.state_dict().items():  # evaluating draws nothing from the training generators
+        assert torch.equal(v, evaluated.actor.state_dict()[k]), k
+    rows = read_metrics(tmp_path / "eval" / "metrics.csv")
+    assert [r["eval/self"] != "" for r in rows] == [False, True, False, True]
+    for r in rows[1::2]:
+        assert -1.0 <= float(r["eval/exploitation"]) <= 2.0
+        assert {"eval/vs_always_defect", "eval/always_cooperate_gets", "time/eval_s"} <= {k for k, v in r.items() if v}
+    # the evaluation is the one scripted_evaluation gives for the saved actor
+    from trainers.league import scripted_evaluation
+
+    again = scripted_evaluation(evaluated.game, lambda seat: load_policy(tmp_path / "eval" / "checkpoint.pt"),
+                                games=8, seed=0)
+    assert float(rows[-1]["eval/self"]) == pytest.approx(again["eval/self"], abs=1e-5)
+
+
 def test_bad_config_names_the_field_and_allowed_values():
     with pytest.raises(ValueError, match="algo.*adalign"):
         TrainConfig(algo="reinforce").validate()
@@ -111,6 +130,10 @@ def test_bad_config_names_the_field_and_allowed_values():
         TrainConfig(batch_size=0).validate()
     with pytest.raises(ValueError, match="env"):
         preset("chess")
+    with pytest.raises(ValueError, match="eval_every.*scripted players exist for ipd, coin_game, negotiation"):
+        preset("commons_harvest_open", eval_every=10)
+    with pytest.raises(ValueError, match="eval_games = 0 is invalid: must be an integer >= 1"):
+        preset("ipd", eval_games=0)
 
 
 def test_every_config_field_has_a_docstring():

@@ -113,6 +113,12 @@ class TrainConfig:
     """Updates between checkpoints (written atomically); the last update is always saved."""
     log_every: int = 1
     """Updates between rows of metrics.csv."""
+    eval_every: int = 0
+    """Updates between evaluations against the game's scripted players and against itself
+    (eval/ columns of metrics.csv, such as eval/self and eval/exploitation; 0: never).
+    The training reward alone hides whether an agent is exploitable."""
+    eval_games: int = 64
+    """Games per match of an evaluation (of the training length, seeded the same every time)."""
     tensorboard: bool = True
     """Write TensorBoard logs under DIR/tb."""
 
@@ -131,8 +137,11 @@ class TrainConfig:
                      "ppo_epochs", "ppo_minibatches", "save_every", "log_every", "network_width", "network_layers",
                      "network_heads", "network_context"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, "must be an integer >= 1")
-        for name in ("critic_warmup", "alignment_warmup"):
+        for name in ("critic_warmup", "alignment_warmup", "eval_every"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "must be an integer >= 0")
+        need(isinstance(self.eval_games, int) and self.eval_games >= 1, "eval_games", "must be an integer >= 1")
+        need(self.eval_every == 0 or self.env in ("ipd", "coin_game", "negotiation"), "eval_every",
+             "must be 0 for commons_harvest_open (scripted players exist for ipd, coin_game, negotiation)")
         need(self.network_arch in ("transformer", "gru"), "network_arch", "allowed values are transformer, gru")
         need(self.network_arch != "transformer" or self.network_width % self.network_heads == 0, "network_width",
              f"must be divisible by network_heads = {self.network_heads}")
