@@ -35,7 +35,7 @@ import social_dilemmas
 from trainers import sb3
 from trainers.adalign import train as train_adalign
 from trainers.config import FAST, TrainConfig, preset
-from trainers.league import LeagueResult, format_table, league, run_league
+from trainers.league import LeagueResult, exploitation, format_table, league, run_league
 from trainers.runner import updates_done
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides
@@ -106,12 +106,15 @@ def train_all(jobs: list[tuple[str, int, Path, TrainConfig]], workers: int, prog
     return times
 
 
-def finished(out: Path, artefact: str, iterations: int) -> bool:
-    """Whether ``out`` holds a run of ``iterations`` updates that reached its end."""
+def finished(out: Path, artefact: str, cfg: TrainConfig) -> bool:
+    """Whether ``out`` holds a finished run of ``cfg`` (the device aside): a run with other
+    settings, say of an earlier preset, is trained again, not reused."""
     cfg_path = out / "config.json"
     if not (out / artefact).exists() or not cfg_path.exists():
         return False
-    return updates_done(out) >= iterations == TrainConfig.load(cfg_path).iterations
+    saved = TrainConfig.load(cfg_path)
+    saved.device = cfg.device
+    return saved == cfg and updates_done(out) >= cfg.iterations
 
 
 #: The trained players of the league and the file each run saves.
@@ -169,8 +172,7 @@ def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[t
     # its gain over that floor as a share of its gain against Always Cooperate.
     ad_vs_ad = float(col[ad, ad])
 
-    aa_exploit, sr_exploit = ((float(col[i[name], ad]) - ad_vs_ad) / (ad_vs_ac - ad_vs_ad)
-                              for name in ("adalign", "ppo_sr"))
+    aa_exploit, sr_exploit = (exploitation(float(col[i[name], ad]), ad_vs_ad, ad_vs_ac) for name in ("adalign", "ppo_sr"))
     sr_self = self_play("ppo_sr")
     out += [("Always Defect's gain over mutual defection against AdAlign / against Always Cooperate "
              "(exploitation)", aa_exploit, "<= 0.5 (not exploited)", aa_exploit <= 0.5),
@@ -221,20 +223,18 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
     jobs: list[tuple[str, int, Path, TrainConfig]] = []
     for seed in range(args.seeds):
-        run = out / f"adalign-s{seed}"
-        if finished(run, TRAINED["adalign"], aa_its):
-            print(f"reusing {run}")
-        else:
-            extra = {"batch_size": batch} if batch else {}
-            jobs.append(("adalign", seed, run, preset(args.env, fast=fast, seed=seed, iterations=aa_its,
-                                                      device=args.device, save_every=50, **extra)))
+        extra = {"batch_size": batch} if batch else {}
+        runs = [("adalign", preset(args.env, fast=fast, seed=seed, iterations=aa_its, device=args.device,
+                                   save_every=50, **extra))]
         for algo, name in (("ppo", "ppo"), ("ppo_shared_reward", "ppo_sr")):
+            runs.append((name, preset(args.env, algo=algo, seed=seed, iterations=ppo_its, batch_size=ppo_batch,
+                                      device="cpu", save_every=50, **d["ppo"])))
+        for name, cfg in runs:
             run = out / f"{name}-s{seed}"
-            if finished(run, TRAINED[name], ppo_its):
+            if finished(run, TRAINED[name], cfg):
                 print(f"reusing {run}")
-                continue
-            jobs.append((name, seed, run, preset(args.env, algo=algo, seed=seed, iterations=ppo_its,
-                                                 batch_size=ppo_batch, device="cpu", save_every=50, **d["ppo"])))
+            else:
+                jobs.append((name, seed, run, cfg))
     jobs.sort(key=lambda job: job[0] != "adalign")  # the longest runs first
     times = train_all(jobs, args.jobs, progress, out / "logs")
     if times:

@@ -116,6 +116,12 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
         assert sorted(p.name for p in (folder / "logs").iterdir()) == ["adalign-s0.log", "ppo-s0.log", "ppo_sr-s0.log"]
     again = run_example("reproduce_league.py", *args, cwd=tmp_path)
     assert again.count("reusing") == 3
+    if env == "negotiation":  # other AdAlign settings: AdAlign trains again, PPO and PPO-SR are reused
+        other = list(args)
+        other[other.index("--batch-size") + 1] = 12
+        changed = run_example("reproduce_league.py", *other, cwd=tmp_path)
+        assert changed.count("reusing") == 2 and "reusing " + str(folder / "adalign-s0") not in changed
+        assert json.loads((folder / "adalign-s0" / "config.json").read_text())["batch_size"] == 12
 
 
 def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floor():
