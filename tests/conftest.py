@@ -4,7 +4,11 @@ every test process uses one torch thread (two workers with two torch threads eac
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -15,3 +19,19 @@ import torch  # noqa: E402
 
 # the tests' networks are tiny: more threads only cost time, with or without xdist
 torch.set_num_threads(1)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture
+def example():
+    """``example(name)`` imports ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

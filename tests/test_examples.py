@@ -124,19 +124,15 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
         assert json.loads((folder / "adalign-s0" / "config.json").read_text())["batch_size"] == 12
 
 
-def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floor():
+def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floor(example):
     """Always Defect keeps half of every item against anyone, so against a player that bids 5
     on everything it earns its floor (mutual defection, 0.30), and that player counts as not
     exploited at all; a player it treats like Always Cooperate counts as fully exploited."""
-    import importlib.util
-
     import numpy as np
 
     from trainers.league import LeagueResult
 
-    spec = importlib.util.spec_from_file_location("reproduce_league", EXAMPLES / "reproduce_league.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = example("reproduce_league")
     names = ["adalign", "ppo", "ppo_sr", "always_cooperate", "always_defect"]
 
     def result(ad_earns_against: dict[str, float]) -> LeagueResult:

@@ -2,51 +2,39 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-
-def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_adalign_self_play_on_the_ipd_learns_tit_for_tat(tmp_path):
+def test_adalign_self_play_on_the_ipd_learns_tit_for_tat(tmp_path, example):
     """Over 5 seeds: P(cooperate) >= 0.9 after the other cooperated, <= 0.2 after it defected."""
-    result = load_example("ipd_tit_for_tat").main(["--seeds", "5", "--out", str(tmp_path), "--no-progress"])
+    result = example("ipd_tit_for_tat").main(["--seeds", "5", "--out", str(tmp_path), "--no-progress"])
     mean = result["mean"]
     assert min(mean["CC"], mean["DC"]) >= 0.9, mean
     assert max(mean["CD"], mean["DD"]) <= 0.2, mean
 
 
-def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defect(tmp_path):
+def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defect(tmp_path, example):
     """One seed of the league reproduction (the CPU preset, 2000 updates; about 25 minutes).
 
     Thresholds from the six seeds measured for the README: self-play 0.14-0.25 per step
     each, Always Defect's exploitation ratio 0.11-0.27 (256 games against each seed)."""
-    result = load_example("reproduce_league").main(["--env", "coin_game", "--seeds", "1", "--out", str(tmp_path),
+    result = example("reproduce_league").main(["--env", "coin_game", "--seeds", "1", "--out", str(tmp_path),
                                                     "--no-progress"])
     measured = {what: value for what, value, _, _ in result["targets"]}
     assert measured["AdAlign self-play (each seed against itself), reward per step of each"] >= 0.1, result["targets"]
     assert measured["Always Defect vs AdAlign / vs Always Cooperate (exploitation ratio)"] <= 0.5, result["targets"]
 
 
-def test_adalign_on_the_negotiation_is_not_exploited_and_ppo_sr_is(tmp_path):
+def test_adalign_on_the_negotiation_is_not_exploited_and_ppo_sr_is(tmp_path, example):
     """One seed of the league reproduction (AdAlign from the CPU preset, 800 updates; PPO and
     PPO-SR 500 updates; about 12 minutes on one core).
 
     The five seeds measured for the README: AdAlign's exploitation 0.05-0.34 (64 games
     against each seed), self-play 0.30-0.35 per step each (seed 0: 0.35, against PPO's
     0.31); PPO-SR's self-play 0.487-0.490 and exploitation 0.97."""
-    result = load_example("reproduce_league").main(["--env", "negotiation", "--seeds", "1", "--out", str(tmp_path),
+    result = example("reproduce_league").main(["--env", "negotiation", "--seeds", "1", "--out", str(tmp_path),
                                                     "--no-progress"])
     measured = {what: (value, holds) for what, value, _, holds in result["targets"]}
     aa_exploit = next(k for k in measured if "exploitation" in k and "AdAlign" in k)
