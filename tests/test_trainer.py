@@ -339,3 +339,12 @@ def test_cli_threads_option_sets_torchs_cpu_threads(tmp_path):
         assert main(["train", "--env", "ipd", "--threads", "0", "--out", str(tmp_path / "x")]) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_importing_the_trainers_does_not_import_tensorflow():
+    # SB3 imports TensorBoard, which imported TensorFlow when installed (Melting Pot brings it):
+    # 5 s and a screen of log lines in every process
+    code = "import sys, trainers.sb3, trainers.adalign; print('tensorflow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False" and "cuda drivers" not in proc.stderr

@@ -5,3 +5,7 @@
 helpers. ``trainers.distributions`` holds the Negotiation action distribution
 (``TanhNormal``, SPEC section 7).
 """
+
+from trainers.tb import use_tensorboard_stub
+
+use_tensorboard_stub()  # before anything imports Stable-Baselines3, which imports TensorBoard
