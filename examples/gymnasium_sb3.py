@@ -23,6 +23,7 @@ import gymnasium
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 
 import social_dilemmas  # noqa: F401  (registers social_dilemmas/IPD-v0 with Gymnasium)
 
@@ -33,6 +34,7 @@ def train(opponent: str, steps: int, num_envs: int, seed: int) -> PPO:
     venv = make_vec_env(ENV_ID, n_envs=num_envs, seed=seed, env_kwargs={"opponent": opponent})
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=128, learning_rate=3e-3, gamma=0.99,
                 ent_coef=0.0, seed=seed, device="cpu", verbose=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # else SB3 makes an empty log folder in /tmp per run
     return model.learn(total_timesteps=steps)
 
 

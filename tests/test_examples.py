@@ -22,10 +22,14 @@ GAMES = ("ipd", "coin_game", "negotiation")
 
 
 def run_example(script: str, *args: str, cwd: Path) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+    temp = cwd / "tmp"  # the example's temporary folder: nothing may be left there
+    temp.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1",
+           "TMPDIR": str(temp)}
     proc = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{script} {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    assert not list(temp.glob("SB3-*")), "SB3 left a log folder in the temp folder"
     return proc.stdout
 
 
