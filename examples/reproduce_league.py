@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -106,14 +107,17 @@ def train_all(jobs: list[tuple[str, int, Path, TrainConfig]], workers: int, prog
     return times
 
 
+#: Settings that do not change what a run learns: a finished run that differs only in these is reused.
+BOOKKEEPING = ("device", "save_every", "log_every", "tensorboard", "eval_every", "eval_games")
+
+
 def finished(out: Path, artefact: str, cfg: TrainConfig) -> bool:
-    """Whether ``out`` holds a finished run of ``cfg`` (the device aside): a run with other
-    settings, say of an earlier preset, is trained again, not reused."""
+    """Whether ``out`` holds a finished run of ``cfg`` (:data:`BOOKKEEPING` aside): a run
+    with other settings, say of an earlier preset, is trained again, not reused."""
     cfg_path = out / "config.json"
     if not (out / artefact).exists() or not cfg_path.exists():
         return False
-    saved = TrainConfig.load(cfg_path)
-    saved.device = cfg.device
+    saved = dataclasses.replace(TrainConfig.load(cfg_path), **{k: getattr(cfg, k) for k in BOOKKEEPING})
     return saved == cfg and updates_done(out) >= cfg.iterations
 
 
