@@ -37,7 +37,7 @@ reproduce-ipd: $(STAMP)
 	$(PY) examples/ipd_tit_for_tat.py --seeds 5 --out runs/reproduce/ipd
 
 reproduce-coin: $(STAMP)
-	$(PY) examples/reproduce_league.py --env coin_game --seeds 6 --jobs 2 --out runs/reproduce/coin_game
+	$(PY) examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2 --out runs/reproduce/coin_game
 
 reproduce-negotiation: $(STAMP)
 	$(PY) examples/reproduce_league.py --env negotiation --seeds 5 --jobs 2 --out runs/reproduce/negotiation
