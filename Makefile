@@ -40,7 +40,7 @@ reproduce-coin: $(STAMP)
 	$(PY) examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2 --out runs/reproduce/coin_game
 
 reproduce-negotiation: $(STAMP)
-	$(PY) examples/reproduce_league.py --env negotiation --seeds 5 --jobs 2 --out runs/reproduce/negotiation
+	$(PY) examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2 --out runs/reproduce/negotiation
 
 # benchmarks: a second environment holds the JaxMARL reference
 .venv-bench/.installed: benchmarks/constraints-jaxmarl.txt

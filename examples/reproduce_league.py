@@ -14,7 +14,7 @@ random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
 * ``times.csv``: the training time of every run.
 
     python examples/reproduce_league.py --env coin_game --seeds 3 --out runs/reproduce/coin_game
-    python examples/reproduce_league.py --env negotiation --seeds 5 --jobs 2
+    python examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2
     python examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2   # two runs at a time
 
 Runs that already finished in ``OUT`` are reused (delete them to retrain), so a long

@@ -32,9 +32,9 @@ def test_adalign_on_the_negotiation_is_not_exploited_and_ppo_sr_is(tmp_path, exa
     """One seed of the league reproduction (AdAlign from the CPU preset, 800 updates; PPO and
     PPO-SR 500 updates; about 12 minutes on one core).
 
-    The five seeds measured for the README: AdAlign's exploitation 0.05-0.34 (64 games
+    The ten seeds measured for the README: AdAlign's exploitation 0.04-0.34 (64 games
     against each seed), self-play 0.30-0.35 per step each (seed 0: 0.35, against PPO's
-    0.31); PPO-SR's self-play 0.487-0.490 and exploitation 0.97."""
+    0.31); PPO-SR's self-play 0.486-0.490 and exploitation 0.96."""
     result = example("reproduce_league").main(["--env", "negotiation", "--seeds", "1", "--out", str(tmp_path),
                                                     "--no-progress"])
     measured = {what: (value, holds) for what, value, _, holds in result["targets"]}
