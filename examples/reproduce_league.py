@@ -175,7 +175,6 @@ def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[t
     # whatever the other does; its floor is mutual defection (0.30), not 0. Exploitation is
     # its gain over that floor as a share of its gain against Always Cooperate.
     ad_vs_ad = float(col[ad, ad])
-
     aa_exploit, sr_exploit = (exploitation(float(col[i[name], ad]), ad_vs_ad, ad_vs_ac) for name in ("adalign", "ppo_sr"))
     sr_self = self_play("ppo_sr")
     out += [("Always Defect's gain over mutual defection against AdAlign / against Always Cooperate "

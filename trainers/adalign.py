@@ -357,22 +357,17 @@ class Trainer:
         metrics["time/env_steps_per_s"] = steps / elapsed
         metrics["time/rollout_s"] = rollout_s
         metrics["time/update_s"] = elapsed - rollout_s
-        if self.cfg.eval_every and self.iteration % self.cfg.eval_every == 0:
-            metrics.update(self.evaluate())
         return metrics
 
     def evaluate(self) -> dict[str, float]:
         """The current actor against itself and the scripted players
-        (:func:`trainers.league.scripted_evaluation`, ``cfg.eval_games`` games per match),
-        with ``time/eval_s``. Draws no numbers from the training generators."""
+        (:func:`trainers.league.scripted_evaluation`, ``cfg.eval_games`` games per match).
+        Draws no numbers from the training generators."""
         from trainers.checkpoint import AgentPolicy
         from trainers.league import scripted_evaluation
 
-        start = time.perf_counter()
-        out = scripted_evaluation(self.game, lambda seat: AgentPolicy(copy.deepcopy(self.actor)),
-                                  games=self.cfg.eval_games, seed=self.cfg.seed, device=self.device)
-        out["time/eval_s"] = time.perf_counter() - start
-        return out
+        return scripted_evaluation(self.game, lambda seat: AgentPolicy(copy.deepcopy(self.actor)),
+                                   games=self.cfg.eval_games, seed=self.cfg.seed, device=self.device)
 
 
 def train(cfg: TrainConfig | None = None, out: str | Path = "runs/train", resume: bool = False,

@@ -124,6 +124,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise ``ValueError`` naming the field and the allowed values for any bad setting."""
+        from social_dilemmas.policies import SCRIPTED
         from trainers.losses import SIGN_CASES
 
         def need(ok: bool, name: str, allowed: str) -> None:
@@ -140,8 +141,8 @@ class TrainConfig:
         for name in ("critic_warmup", "alignment_warmup", "eval_every"):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name, "must be an integer >= 0")
         need(isinstance(self.eval_games, int) and self.eval_games >= 1, "eval_games", "must be an integer >= 1")
-        need(self.eval_every == 0 or self.env in ("ipd", "coin_game", "negotiation"), "eval_every",
-             "must be 0 for commons_harvest_open (scripted players exist for ipd, coin_game, negotiation)")
+        need(self.eval_every == 0 or self.env in SCRIPTED, "eval_every",
+             f"must be 0 for {self.env} (scripted players exist for {', '.join(SCRIPTED)})")
         need(self.network_arch in ("transformer", "gru"), "network_arch", "allowed values are transformer, gru")
         need(self.network_arch != "transformer" or self.network_width % self.network_heads == 0, "network_width",
              f"must be divisible by network_heads = {self.network_heads}")

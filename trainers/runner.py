@@ -2,7 +2,9 @@
 
 A *run* is any object with ``iteration`` (updates done), ``train_step() -> metrics``
 (one update, returning ``{"namespace/name": float}``) and ``save()`` (an atomic
-checkpoint). :func:`run_loop` drives it to ``cfg.iterations``; on resume it keeps the
+checkpoint), and ``evaluate() -> metrics`` when ``cfg.eval_every`` may be set (the loop
+calls it every ``eval_every`` updates and adds ``time/eval_s``). :func:`run_loop` drives
+it to ``cfg.iterations``; on resume it keeps the
 rows of ``metrics.csv`` up to the checkpoint's iteration and drops later ones. A metric
 that first appears after the first row (the actor's losses begin after the critic's
 warm-up) widens the header, and the earlier rows leave that column empty.
@@ -70,6 +72,10 @@ def run_loop(run: Any, cfg: Any, out: Path, resume: bool, progress: bool, desc: 
     try:
         while run.iteration < cfg.iterations:
             metrics = run.train_step()
+            if cfg.eval_every and run.iteration % cfg.eval_every == 0:
+                eval_start = time.perf_counter()
+                metrics.update(run.evaluate())
+                metrics["time/eval_s"] = time.perf_counter() - eval_start
             metrics["time/elapsed_s"] = time.perf_counter() - start
             it = run.iteration
             if it % cfg.log_every == 0 or it == cfg.iterations:

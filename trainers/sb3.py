@@ -716,15 +716,16 @@ class PPORun:
         elapsed = time.perf_counter() - start
         metrics["time/env_steps_per_s"] = self.cfg.max_steps * self.env.num_games / elapsed
         metrics["time/iteration_s"] = elapsed
-        if self.cfg.eval_every and self.iteration % self.cfg.eval_every == 0:
-            from trainers.league import scripted_evaluation
-
-            start = time.perf_counter()
-            metrics.update(scripted_evaluation(
-                self.env.game, lambda seat: SB3Policy(self.models[seat if self.independent else 0], self.env.game),
-                games=self.cfg.eval_games, seed=self.cfg.seed))
-            metrics["time/eval_s"] = time.perf_counter() - start
         return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        """The model(s) against themselves and the scripted players
+        (:func:`trainers.league.scripted_evaluation`; seat 0's model plays the scripted ones)."""
+        from trainers.league import scripted_evaluation
+
+        return scripted_evaluation(
+            self.env.game, lambda seat: SB3Policy(self.models[seat if self.independent else 0], self.env.game),
+            games=self.cfg.eval_games, seed=self.cfg.seed)
 
     def save(self) -> None:
         """Each model (with the run's resume state) atomically to its ``.zip``."""

@@ -23,8 +23,8 @@ def use_tensorboard_stub() -> None:
 
 
 def summary_writer(logdir: str | Path, purge_step: int | None = None):
-    """A ``torch.utils.tensorboard.SummaryWriter`` for ``logdir``, or None without tensorboard."""
-    use_tensorboard_stub()
+    """A ``torch.utils.tensorboard.SummaryWriter`` for ``logdir``, or None without tensorboard
+    (through the stub that importing ``trainers`` registered)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional
