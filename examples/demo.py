@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-from renderers.record import record  # noqa: E402
+from social_dilemmas.record import record  # noqa: E402
 from trainers.adalign import train as train_adalign  # noqa: E402
 from trainers.config import preset  # noqa: E402
 from trainers.cooperation import CASES, cooperation_table, plot_cooperation  # noqa: E402

@@ -1,4 +1,4 @@
-"""Record videos of scripted or trained players with ``renderers.record.record``.
+"""Record videos of scripted or trained players with ``social_dilemmas.record.record``.
 
 Each seat is played by a scripted player's name, a trained player's file (a trainer
 checkpoint ``.pt`` or an SB3 ``model.zip``), or, from Python, any callable
@@ -12,7 +12,7 @@ written to ``.gif`` or ``.mp4`` (by the suffix of ``--out``).
 From Python, any callable ``obs -> action`` is a player too; here, in the IPD, one that
 defects right after it cooperated (``obs[0]`` is 1 when it cooperated last round)::
 
-    from renderers.record import record
+    from social_dilemmas.record import record
     record("ipd", [lambda obs: int(obs[0] > 0.5), "tit_for_tat"], episodes=1, out="alternate.gif")
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from renderers.record import record, summary
+from social_dilemmas.record import record, summary
 
 DEFAULT_PLAYERS = {
     "ipd": ["tit_for_tat", "always_defect"],

@@ -58,7 +58,7 @@ from pettingzoo import ParallelEnv
 
 from social_dilemmas.core import agent_names, check_positive_int
 from social_dilemmas.parallel import check_action_dict, check_render_mode, check_seed, new_generator
-from social_dilemmas.policies import PLAYER_LOADERS, Policy, resolve_player
+from social_dilemmas.policies import Policy, resolve_player, saved_player_suffixes
 
 __all__ = [
     "CommonsHarvestOpen",
@@ -486,7 +486,7 @@ def resolve_commons_harvest_player(player: Any, spec: CommonsHarvestSpec) -> Pol
     ``"noop"``, a saved player's path, a ``Policy``, or a callable ``fn(observation) -> action``.
 
     A saved player is loaded by the entry point of its suffix in
-    :data:`~social_dilemmas.policies.PLAYER_LOADERS`, imported only then: a training
+    :data:`~social_dilemmas.policies.PLAYER_ENTRY_POINTS` group, imported only then: a training
     checkpoint ``DIR/checkpoint.pt`` of ``python -m trainers train --env commons_harvest_open``
     (``trainers.checkpoint.load_policy``; a checkpoint of another game is a ``ValueError``
     naming both), an SB3 model ``.zip``. The player must have been trained on observations
@@ -494,10 +494,10 @@ def resolve_commons_harvest_player(player: Any, spec: CommonsHarvestSpec) -> Pol
     """
     if isinstance(player, str) and player in SCRIPTED_PLAYERS:
         return SCRIPTED_PLAYERS[player]()
-    if isinstance(player, (str, Path)) and Path(str(player)).suffix not in PLAYER_LOADERS:
+    if isinstance(player, (str, Path)) and Path(str(player)).suffix not in saved_player_suffixes():
         raise ValueError(
             f"unknown player {str(player)!r} for commons_harvest_open; allowed values: {sorted(SCRIPTED_PLAYERS)}, "
-            f"a saved player's path ({', '.join(PLAYER_LOADERS)}), a Policy, or a callable obs -> action"
+            f"a saved player's path ({', '.join(saved_player_suffixes())}), a Policy, or a callable obs -> action"
         )
     return resolve_player(player, spec)
 

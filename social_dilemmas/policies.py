@@ -24,7 +24,8 @@ items it values more than the other player and 0 for the rest; *always defect* p
 
 from __future__ import annotations
 
-import importlib
+import functools
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ import torch
 
 from social_dilemmas.core import BatchedGame
 
-__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_LOADERS"]
+__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_ENTRY_POINTS",
+           "register_player_loader", "saved_player_suffixes", "load_saved_player"]
 
 
 class Policy:
@@ -214,13 +216,55 @@ class CallablePolicy(Policy):
         return torch.as_tensor(np.asarray(acts), dtype=self.game.action_dtype).to(obs.device)
 
 
-#: How players saved to files are loaded, by file suffix: ``"module:function"`` entry
-#: points called as ``function(path, game) -> Policy``. They are imported only when such
-#: a file is given, so this package never imports the trainers.
-PLAYER_LOADERS: dict[str, str] = {
-    ".pt": "trainers.checkpoint:load_policy",
-    ".zip": "trainers.sb3:load_policy",
-}
+#: The entry-point group through which installed packages provide loaders of saved players.
+#: An entry point's name is the file suffix it loads (``".pt"``) and its object a function
+#: ``loader(path, game, **kwargs) -> Policy``. This project's ``pyproject.toml`` declares the
+#: trainers' loaders there, so this package never names the trainers and imports a loader
+#: only when a file of its suffix is given.
+PLAYER_ENTRY_POINTS = "social_dilemmas.players"
+
+_registered_loaders: dict[str, Callable] = {}
+
+
+def register_player_loader(suffix: str, loader: Callable) -> None:
+    """Load saved players ending in ``suffix`` (``".pt"``) with ``loader(path, game, **kwargs)``
+    in this process (beside, and before, the installed entry points)."""
+    if not isinstance(suffix, str) or not suffix.startswith(".") or len(suffix) < 2:
+        raise ValueError(f"suffix must be a file suffix such as '.pt', got {suffix!r}")
+    if not callable(loader):
+        raise TypeError(f"loader must be callable, got {type(loader).__name__}")
+    _registered_loaders[suffix] = loader
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_loaders() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=PLAYER_ENTRY_POINTS)}
+
+
+def saved_player_suffixes() -> tuple[str, ...]:
+    """The suffixes of saved players that can be loaded here (``(".pt", ".zip")`` with the trainers installed)."""
+    return tuple(sorted({**_installed_loaders(), **_registered_loaders}))
+
+
+def load_saved_player(path: str | Path, game: Any, **kwargs: Any) -> Policy:
+    """The saved player in ``path`` as a :class:`Policy` for ``game``, through the loader of its
+    suffix (:func:`register_player_loader`, then the :data:`PLAYER_ENTRY_POINTS` group).
+    ``kwargs`` go to the loader (the trainers' take ``device`` and ``greedy``)."""
+    text = str(path)
+    suffix = Path(text).suffix
+    loader = _registered_loaders.get(suffix)
+    if loader is None:
+        entry = _installed_loaders().get(suffix)
+        if entry is None:
+            known = ", ".join(saved_player_suffixes()) or "none: install the project (pip install -e .) for its loaders"
+            raise ValueError(f"no loader of saved players for {text!r}: the suffixes that load are {known}")
+        try:
+            loader = entry.load()
+        except ImportError as e:
+            raise ImportError(f"loading {text!r} needs {entry.value!r}, which could not be imported: {e}") from e
+    if not Path(text).exists():
+        raise FileNotFoundError(f"player file {text!r} does not exist")
+    return loader(text, game, **kwargs)
 
 
 def resolve_player(player: Any, game: BatchedGame) -> Policy:
@@ -228,29 +272,21 @@ def resolve_player(player: Any, game: BatchedGame) -> Policy:
 
     ``player`` is the name of a scripted player (``"tit_for_tat"``...), a path to a saved
     player (a trainer checkpoint ``.pt``, a Stable-Baselines3 model ``.zip``: see
-    :data:`PLAYER_LOADERS`), a :class:`Policy`, or a callable ``fn(observation) -> action``
+    :func:`load_saved_player`), a :class:`Policy`, or a callable ``fn(observation) -> action``
     taking one numpy observation of its seat.
     """
     if isinstance(player, Policy):
         return player
     if isinstance(player, (str, Path)):
         text = str(player)
-        suffix = Path(text).suffix
-        if suffix in PLAYER_LOADERS:
-            if not Path(text).exists():
-                raise FileNotFoundError(f"player file {text!r} does not exist")
-            module, _, fn = PLAYER_LOADERS[suffix].partition(":")
-            try:
-                loader = getattr(importlib.import_module(module), fn)
-            except ImportError as e:
-                raise ImportError(f"loading {text!r} needs {module!r}, which could not be imported: {e}") from e
-            return loader(text, game)
+        if Path(text).suffix in saved_player_suffixes():
+            return load_saved_player(text, game)
         return make_policy(text, game)
     if hasattr(player, "act") and hasattr(player, "reset"):
         return player
     if callable(player):
         return CallablePolicy(player, game)
     raise TypeError(
-        f"a player must be a scripted player's name, a saved player's path ({', '.join(PLAYER_LOADERS)}), "
+        f"a player must be a scripted player's name, a saved player's path ({', '.join(saved_player_suffixes())}), "
         f"a Policy or a callable obs -> action; got {type(player).__name__}"
     )

@@ -53,7 +53,7 @@ import torch
 import social_dilemmas
 from social_dilemmas.core import BatchedGame
 from social_dilemmas.match import play
-from social_dilemmas.policies import PLAYER_LOADERS, Policy, make_policy, resolve_player, scripted_names
+from social_dilemmas.policies import Policy, make_policy, resolve_player, saved_player_suffixes, scripted_names
 
 __all__ = ["LeaguePlayer", "LeagueResult", "parse_player", "run_league", "write_league", "format_table",
            "exploitation", "scripted_evaluation",
@@ -138,7 +138,7 @@ def parse_player(spec: Any, game: BatchedGame, seeds: int = 3) -> LeaguePlayer:
             raise FileNotFoundError(f"player {text!r} matches no file")
         matches = matches[:seeds]
         return LeaguePlayer(label or _common_name(matches, text), matches)
-    if Path(text).suffix in PLAYER_LOADERS:
+    if Path(text).suffix in saved_player_suffixes():
         if not Path(text).exists():
             raise FileNotFoundError(f"player file {text!r} does not exist")
         return LeaguePlayer(label or _file_name(text), [text])
@@ -149,7 +149,7 @@ def parse_player(spec: Any, game: BatchedGame, seeds: int = 3) -> LeaguePlayer:
     if text not in allowed:
         raise ValueError(
             f"unknown player {text!r} for {game.name}: a player is a scripted name ({', '.join(allowed) or 'none'}), "
-            f"a saved player ({', '.join(PLAYER_LOADERS)}) or a glob of saved players"
+            f"a saved player ({', '.join(saved_player_suffixes())}) or a glob of saved players"
         )
     return LeaguePlayer(label or text, [text] * seeds, scripted=True)
 

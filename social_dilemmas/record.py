@@ -2,19 +2,14 @@
 
 ::
 
-    python -m renderers.record --env coin_game --players always_cooperate always_defect \\
+    python -m social_dilemmas.record --env coin_game --players always_cooperate always_defect \\
         --episodes 2 --out coin.mp4 [--seed 0] [--fps N] [--max-steps N]
 
 or, from Python, :func:`record`.
 
-The rest of :mod:`renderers` draws frames from plain data and imports nothing
-else of the project, so it can be used and tested without any game.  This
-module is the one exception, by design: it is the command-line entry point that
-*drives* the games (through :mod:`social_dilemmas`' PettingZoo view) and feeds
-their frames to :class:`renderers.video.VideoWriter`.  Every ``social_dilemmas``
-(and torch) import is therefore made inside the functions below, never at module
-level, and ``renderers/__init__.py`` does not import this module: ``import
-renderers`` still loads neither ``social_dilemmas`` nor torch.
+It lives beside the games because it drives them (through the PettingZoo view) and
+feeds their frames to :class:`renderers.video.VideoWriter`; :mod:`renderers` itself
+draws frames from plain data and imports nothing of the project.
 
 How an episode is played: the env is ``social_dilemmas.parallel_env(env,
 render_mode="rgb_array")``; each seat ``player_i`` is played by
@@ -104,7 +99,7 @@ class PlayersError(ValueError):
 
 def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
     """One ``Policy`` per seat, or :class:`PlayersError` naming the seats and the scripted players."""
-    from social_dilemmas.policies import PLAYER_LOADERS, resolve_player, scripted_names
+    from social_dilemmas.policies import resolve_player, saved_player_suffixes, scripted_names
 
     n = len(agents)
     if isinstance(specs, (str, bytes, os.PathLike)) or not isinstance(specs, Sequence):
@@ -119,10 +114,10 @@ def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
         scripted = []
     policies = []
     for i, spec in enumerate(specs):
-        if isinstance(spec, (str, Path)) and Path(spec).suffix not in PLAYER_LOADERS and str(spec) not in scripted:
+        if isinstance(spec, (str, Path)) and Path(spec).suffix not in saved_player_suffixes() and str(spec) not in scripted:
             raise PlayersError(
                 f": unknown player {str(spec)!r} for {agents[i]} of {game.name}; scripted players are "
-                f"{', '.join(scripted) or '(none)'}; a saved player is a path ending in {' or '.join(PLAYER_LOADERS)}"
+                f"{', '.join(scripted) or '(none)'}; a saved player is a path ending in {' or '.join(saved_player_suffixes())}"
             )
         try:
             policies.append(resolve_player(spec, game))
@@ -287,14 +282,14 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     import social_dilemmas
-    from social_dilemmas.policies import PLAYER_LOADERS, SCRIPTED
+    from social_dilemmas.policies import SCRIPTED, saved_player_suffixes
 
     scripted = "; ".join(f"{g}: {', '.join(names)}" for g, names in SCRIPTED.items())
     parser = argparse.ArgumentParser(
-        prog="python -m renderers.record",
+        prog="python -m social_dilemmas.record",
         description="Record episodes of a social-dilemma game played by the given players to an .mp4 or .gif.",
         epilog=(f"Scripted players: {scripted}. A saved player is a path ending in "
-                f"{' or '.join(PLAYER_LOADERS)}. Each episode gives max_steps + 1 frames, then its last "
+                f"{' or '.join(saved_player_suffixes())}. Each episode gives max_steps + 1 frames, then its last "
                 f"frame is held for about {HOLD_SECONDS:g} s."),
     )
     parser.add_argument("--env", required=True, choices=sorted(social_dilemmas.GAMES), help="the game")
