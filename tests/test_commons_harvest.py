@@ -204,10 +204,11 @@ def test_stock_lua_is_not_reproducible():
 
 
 def test_prelude_is_not_applied_to_another_melting_pot_version(monkeypatch):
-    monkeypatch.setattr(ch, "_level_dir", {})
-    monkeypatch.setitem(ch._PATCHED_LUA, "lua/modules/game_object.lua", "0" * 64)
+    # the prelude's folder cache and the hashes live in the substrate module, which reads them
+    monkeypatch.setattr(ch.substrate, "_level_dir", {})
+    monkeypatch.setitem(ch.substrate._PATCHED_LUA, "lua/modules/game_object.lua", "0" * 64)
     with pytest.warns(RuntimeWarning, match="not reproducible"):
-        assert ch._deterministic_level_directory() is None
+        assert ch.substrate._deterministic_level_directory() is None
 
 
 # -- the Gymnasium view ---------------------------------------------------------------------
@@ -373,7 +374,7 @@ def test_scenario_evaluation_arithmetic_with_a_stand_in_scenario(monkeypatch):
 
     mp = ch.import_meltingpot()
     stand_ins = []
-    monkeypatch.setattr(ch, "_missing_bots", lambda scenario: [])
+    monkeypatch.setattr(ch.scenarios, "_missing_bots", lambda scenario: [])  # where evaluate_scenario looks it up
     monkeypatch.setattr(mp.scenario, "build", lambda name: stand_ins.append(StandIn()) or stand_ins[-1])
     policy = RecordingPolicy()
     result = ch.evaluate_scenario(policy, "commons_harvest__open_1", episodes=2, resize=44, grayscale=True)
