@@ -45,6 +45,8 @@ __all__ = [
     "parallel_env",
     "single_agent_env",
     "make_vec",
+    "spec",
+    "GAME_NAMES",
     "make_policy",
     "scripted_names",
 ]
@@ -95,9 +97,38 @@ def single_agent_env(name: str, opponent: Any = "random", render_mode: str | Non
     return SingleAgentEnv(make_game(name, **kwargs), opponent=opponent, render_mode=render_mode)
 
 
-def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = False, **kwargs: Any) -> VectorGame:
-    """The batched on-device view of ``num_envs`` games of ``name`` (see :class:`VectorGame`)."""
+def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = False, **kwargs: Any):
+    """The batched view of ``num_envs`` games of ``name``: every player of every game at once,
+    torch tensors on ``device`` (:class:`VectorGame`; for Commons Harvest Open, worker
+    processes behind the same interface: :class:`~social_dilemmas.commons_harvest.CommonsHarvestVec`).
+
+    Both give ``reset(seed) -> (obs, info)`` and ``step(actions) -> (obs, rewards,
+    terminated, truncated, info)`` with ``obs`` ``[num_envs, n_players, *obs_shape]``,
+    same-step autoreset and ``info["final_obs"]``, and ``game``: what a player or a
+    trainer needs to know of the game (see :func:`spec`)."""
+    if name in MELTINGPOT_ENV_IDS:
+        from social_dilemmas.commons_harvest import CommonsHarvestVec
+
+        return CommonsHarvestVec(num_envs, device=device, **kwargs)
     return VectorGame(make_game(name, **kwargs), num_envs, device=device, validate=validate)
+
+
+def spec(name: str, **kwargs: Any):
+    """What a player or a trainer needs to know of game ``name`` with these constructor
+    arguments, without its rules or any process: ``name``, ``n_players``, ``max_steps``,
+    ``observation_space()``, ``action_space()``, ``obs_shape``, ``action_shape``,
+    ``action_kind`` and ``action_dtype``. The rules object itself for the batched games
+    (:func:`make_game`); a :class:`~social_dilemmas.commons_harvest.CommonsHarvestSpec`
+    for Commons Harvest Open."""
+    if name in MELTINGPOT_ENV_IDS:
+        from social_dilemmas.commons_harvest import CommonsHarvestOpen
+
+        return CommonsHarvestOpen(**kwargs).spec_info
+    return make_game(name, **kwargs)
+
+
+#: every game's name: the batched games and the Melting Pot ones
+GAME_NAMES: tuple[str, ...] = (*GAMES, *MELTINGPOT_ENV_IDS)
 
 
 def _single_vec(name: str, num_envs: int = 1, opponent: Any = "random", device: Any = "cpu", **kwargs: Any):

@@ -135,6 +135,11 @@ class BatchedGame(Generic[S]):
         device = state.t.device if isinstance(state.t, torch.Tensor) else None
         return self.transition(state, actions, xp.uniform(generator, (state.batch_size, self.step_noise_size), device))
 
+    def action_metrics(self, actions: torch.Tensor) -> dict[str, float]:
+        """Statistics of a batch of actions ``[..., *action_shape]`` that tell how the players
+        behave (the IPD: the rate of cooperation); trainers log them. None by default."""
+        return {}
+
     def validate_actions(self, actions: torch.Tensor) -> None:
         """Raise ``ValueError`` naming the player and the allowed values if any action is invalid.
 

@@ -142,6 +142,10 @@ class IPD(BatchedGame[IPDState]):
         one_hot = sides[..., None] == xp.constant(_ACTIONS, last, self._cache_actions)
         return xp.as_float(one_hot.reshape(state.batch_size, 2, 4))
 
+    def action_metrics(self, actions: torch.Tensor) -> dict[str, float]:
+        """``{"cooperation": the fraction of cooperative moves}``."""
+        return {"cooperation": float((actions == COOPERATE).float().mean())}
+
     def validate_actions(self, actions: torch.Tensor) -> None:
         check_discrete_actions(actions, 2, "0 (cooperate) or 1 (defect)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ class VectorGame:
         self.action_space = game.action_space()
         self.generator = new_generator(None, self.device)
         self.state: GameState | None = None
+        self._t = 0
 
     def __repr__(self) -> str:
         return f"VectorGame({self.game!r}, num_envs={self.num_envs}, device={str(self.device)!r})"
@@ -94,6 +96,29 @@ class VectorGame:
             self._t = 0
         self.state = state
         return game.observe(state), rewards, terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue these games exactly: the games' state (tensors, on
+        the CPU), the step counter and the generator's state. ``None`` fields before ``reset``."""
+        state = None
+        if self.state is not None:
+            state = {f.name: getattr(self.state, f.name).detach().cpu().clone() for f in dataclasses.fields(self.state)}
+        return {"game": repr(self.game), "num_envs": self.num_envs, "state": state, "t": self._t,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (of the same game and number of games; a
+        ``ValueError`` names the difference otherwise)."""
+        if saved.get("game") != repr(self.game) or saved.get("num_envs") != self.num_envs:
+            raise ValueError(f"the saved games are {saved.get('num_envs')} x {saved.get('game')}, "
+                             f"these are {self.num_envs} x {self.game!r}")
+        if saved["state"] is None:
+            self.state = None
+        else:
+            cls = type(self.game.reset(1, new_generator(0, "cpu"), "cpu"))  # the game's state dataclass
+            self.state = cls(**{k: v.to(self.device) for k, v in saved["state"].items()})
+        self._t = int(saved["t"])
+        self.generator.set_state(saved["generator"])
 
     def close(self) -> None:
         self.state = None

@@ -689,3 +689,22 @@ def test_make_vec_accepts_numpy_integers_and_huge_seeds():
 def test_numeric_constructor_arguments_refuse_strings():
     with pytest.raises(ValueError, match="max_proposal"):
         social_dilemmas.make_game("negotiation", max_proposal="5")
+
+
+@pytest.mark.parametrize("name", GAMES)
+def test_vector_game_continues_exactly_from_its_state_dict(name):
+    # what a resumed training run relies on: the games, the step counter and the generator
+    vec = social_dilemmas.make_vec(name, num_envs=5, max_steps=4)
+    vec.reset(seed=3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(6):  # past an episode end
+        vec.step(torch_actions(vec.game, gen, 5))
+    saved = vec.state_dict()
+    copy = social_dilemmas.make_vec(name, num_envs=5, max_steps=4)
+    copy.load_state_dict(saved)
+    for _ in range(9):
+        actions = torch_actions(vec.game, gen, 5)
+        for x, y in zip(vec.step(actions)[:4], copy.step(actions)[:4]):
+            assert torch.equal(x, y)
+    with pytest.raises(ValueError, match="the saved games are 5 x"):
+        social_dilemmas.make_vec(name, num_envs=4, max_steps=4).load_state_dict(saved)

@@ -37,11 +37,10 @@ def resolve_commons_harvest_player(player: Any, spec: CommonsHarvestSpec) -> Pol
     """A player of Commons Harvest as a :class:`~social_dilemmas.policies.Policy`: ``"random"``,
     ``"noop"``, a saved player's path, a ``Policy``, or a callable ``fn(observation) -> action``.
 
-    A saved player is loaded by the entry point of its suffix in
+    A saved player is loaded by the loader of its suffix in the
     :data:`~social_dilemmas.policies.PLAYER_ENTRY_POINTS` group, imported only then: a training
     checkpoint ``DIR/checkpoint.pt`` of ``python -m trainers train --env commons_harvest_open``
-    (``trainers.checkpoint.load_policy``; a checkpoint of another game is a ``ValueError``
-    naming both), an SB3 model ``.zip``. The player must have been trained on observations
+    (a checkpoint of another game is a ``ValueError`` naming both), an SB3 model ``.zip``. The player must have been trained on observations
     of ``spec``'s size.
     """
     if isinstance(player, str) and player in SCRIPTED_PLAYERS:
