@@ -14,29 +14,35 @@ import time
 
 import torch
 
-from trainers.adalign import Trainer
-from trainers.config import preset
+from trainers import algorithms
+from trainers.presets import make_config
 
 
 def measure(env: str, device: str, updates: int, algo: str, batch_size: int | None) -> dict[str, float]:
-    overrides = {"device": device, "algo": algo, "tensorboard": False}
+    overrides = {"device": device, "tensorboard": False}
     if batch_size:
-        overrides["batch_size"] = batch_size
-    trainer = Trainer(preset(env, **overrides))
-    trainer.train_step()  # warm-up (allocations, CUDA kernels)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    rollout = update = 0.0
-    start = time.perf_counter()
-    for _ in range(updates):
-        m = trainer.train_step()
-        rollout += m["time/rollout_s"]
-        update += m["time/update_s"]
-    if device == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    steps = trainer.cfg.batch_size * trainer.cfg.max_steps * updates
-    return {"batch": trainer.cfg.batch_size, "steps_per_s": steps / elapsed, "s_per_update": elapsed / updates,
+        overrides["num_games"] = batch_size
+    config = make_config(env, algo, **overrides)
+    trainer = algorithms.get(algo)(config)  # a run without a folder: nothing is written
+    try:
+        trainer.train_step()  # warm-up (allocations, CUDA kernels)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        rollout = update = 0.0
+        start = time.perf_counter()
+        for _ in range(updates):
+            step_start = time.perf_counter()
+            m = trainer.train_step()
+            step = time.perf_counter() - step_start
+            rollout += m["time/rollout_s"]
+            update += step - m["time/rollout_s"]  # as the run loop's time/update_s
+        if device == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    finally:
+        trainer.close()
+    steps = trainer.steps_per_update * updates
+    return {"batch": config.run.num_games, "steps_per_s": steps / elapsed, "s_per_update": elapsed / updates,
             "rollout_share": rollout / (rollout + update)}
 
 

@@ -1,9 +1,10 @@
 """The PPO baselines from Python: self-play PPO and PPO with shared rewards (PPO-SR).
 
-``trainers.sb3.train(cfg, out)`` trains Stable-Baselines3's PPO with one network playing
-every seat of every game; ``algo="ppo_shared_reward"`` gives every player the sum of both
-players' rewards (the paper's PPO-SR, a fully cooperative learner). It writes
-``out/config.json``, ``out/metrics.csv`` and ``out/model.zip``. A ``model.zip`` is a player
+``trainers.train(make_config(env, "ppo"), out)`` trains Stable-Baselines3's PPO with one
+network playing every seat of every game; ``"ppo_shared_reward"`` gives every player the
+sum of both players' rewards (the paper's PPO-SR, a fully cooperative learner). It writes
+``out/config.json``, ``out/metrics.csv``, ``out/checkpoint.pt`` (to resume) and
+``out/model.zip`` (the model as SB3 saves it). A ``model.zip`` is a player
 like any other: here each trained model plays itself on the batched view
 (``social_dilemmas.match.play``).
 
@@ -20,8 +21,8 @@ from pathlib import Path
 import social_dilemmas
 from social_dilemmas.match import play
 from social_dilemmas.policies import resolve_player
-from trainers.config import preset
-from trainers.sb3 import train
+from trainers import train
+from trainers.presets import make_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
 
     game = social_dilemmas.make_game(args.env)
     for algo in args.algos:
-        cfg = preset(args.env, algo=algo, iterations=args.iterations, batch_size=args.batch_size,
-                     seed=args.seed, device="cpu")
+        cfg = make_config(args.env, algo, iterations=args.iterations, num_games=args.batch_size,
+                          seed=args.seed, device="cpu")
         out = args.out / f"{args.env}-{algo}-s{args.seed}"
         run = train(cfg, out, progress=False)
         with (out / "metrics.csv").open(newline="") as f:

@@ -1,8 +1,9 @@
 """Commons Harvest Open: Proximal AdAlign against PPO and shared-reward PPO (PPO-SR).
 
 Trains the three learners in self-play (one network for the 7 players) on Commons Harvest
-Open: Proximal AdAlign (``trainers.commons_harvest``, the CNN + gated transformer or GRU
-of SPEC 7) and Stable-Baselines3's PPO and PPO-SR (``trainers.sb3``, a Nature-CNN policy
+Open, each through ``trainers.train``: Proximal AdAlign
+(``trainers.algorithms.proximal_adalign``, the CNN + gated transformer or GRU of SPEC 7)
+and Stable-Baselines3's PPO and PPO-SR (``trainers.algorithms.ppo``, a Nature-CNN policy
 without memory; PPO-SR gives every player the sum of the 7 rewards). Then each trained
 agent plays all 7 seats for ``--episodes`` episodes, uniform random play as the
 reference, and every step records the per-capita return so far (the players' mean
@@ -10,7 +11,8 @@ return), the apples on the map and the patches ("bushes") still holding an apple
 (``social_dilemmas.commons_harvest.count_apples``; a patch with no apple left never
 regrows). It writes under ``OUT``:
 
-* ``proximal_adalign/``, ``ppo/``, ``ppo_sr/``: the runs (config, metrics, checkpoint);
+* ``proximal_adalign/``, ``ppo/``, ``ppo_sr/``: the runs (config, metrics, checkpoint; the
+  PPO runs' ``model.zip`` is the player evaluated);
 * ``compare.csv``: per player, the per-capita return of an episode, the apples and
   patches alive at its end, the mean apples and patches alive over it, training time;
 * ``steps.csv``: the same per step (means over the episodes);
@@ -27,14 +29,17 @@ regrows). It writes under ``OUT``:
 
 Runs that already finished in ``OUT`` with the same settings are reused; a run with the
 same settings and fewer updates is continued (so a budget can be raised step by step);
-delete a run's folder to retrain it. The defaults are a CPU-sized budget: far too small
-for the agents to learn the restraint the paper reports (24 h on a GPU).
+delete a run's folder to retrain it. Runs saved by the first trainers (a flat
+``config.json``) cannot be continued and are trained again. The defaults are a CPU-sized
+budget: far too small for the agents to learn the restraint the paper reports (24 h on a
+GPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import time
 from pathlib import Path
@@ -42,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainers.runner import updates_done
+from trainers.metrics import updates_done
 
 #: the learners: name -> (trainer's algo, what the run saves)
 ALGOS = {"proximal_adalign": ("proximal_adalign", "checkpoint.pt"), "ppo": ("ppo", "model.zip"),
@@ -82,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                  "threads"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.chunk > args.max_steps:
+        ap.error(f"--chunk must be at most --max-steps = {args.max_steps} (rollouts are parts of an episode), "
+                 f"got {args.chunk}")
     if args.resize < 36:
         ap.error(f"--resize must be at least 36 (the Nature CNN's smallest input), got {args.resize}")
     if args.lr is not None and not args.lr > 0:
@@ -91,44 +99,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- training -------------------------------------------------------------------------------------
 def config(args: argparse.Namespace, algo: str):
-    """The training configuration of one learner."""
-    from trainers.config import preset
+    """The training configuration of one learner: ``--max-steps`` is the episode length,
+    ``--chunk`` the steps of every game per update (``rollout_steps``), ``--network-width``
+    the networks' width (``hidden``)."""
+    from trainers.presets import make_config
 
-    env_kwargs = {"max_steps": args.max_steps, "resize": args.resize}
-    lr = {} if args.lr is None else {"actor_lr": args.lr, "critic_lr": args.lr}
-    extra = {"network_heads": 4 if args.network_width % 4 == 0 else 1} if args.network_arch == "transformer" else {}
-    return preset("commons_harvest_open", algo=algo, seed=args.seed, iterations=args.iterations,
-                  batch_size=args.batch_size, max_steps=args.chunk, device="cpu", env_kwargs=env_kwargs,
-                  network_arch=args.network_arch, network_width=args.network_width, hidden=args.network_width,
-                  tensorboard=False, save_every=50, **lr, **extra)
+    run = dict(seed=args.seed, iterations=args.iterations, num_games=args.batch_size, max_steps=args.max_steps,
+               rollout_steps=args.chunk, device="cpu", env_kwargs={"resize": args.resize}, tensorboard=False,
+               save_every=50, hidden=args.network_width)
+    if algo == "proximal_adalign":
+        lr = {} if args.lr is None else {"actor_lr": args.lr, "critic_lr": args.lr}
+        heads = {"vision_heads": 4 if args.network_width % 4 == 0 else 1} if args.network_arch == "transformer" else {}
+        return make_config("commons_harvest_open", algo, vision_memory=args.network_arch, **run, **lr, **heads)
+    lr = {} if args.lr is None else {"lr": args.lr}
+    return make_config("commons_harvest_open", algo, **run, **lr)
+
+
+def saved_config(run: Path):
+    """The configuration saved in ``run`` (None when there is none, or when it is not of this
+    version's layout: a run of the first trainers cannot be continued)."""
+    from trainers.config import CONFIG_FORMAT
+    from trainers.presets import config_from_dict
+
+    path = run / "config.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+            return None
+        return config_from_dict(data, where=str(path))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def same_settings(saved, cfg) -> bool:
+    """Whether ``saved`` is ``cfg`` apart from the number of updates (compared as JSON)."""
+    if saved is None:
+        return False
+    saved.run.iterations = cfg.run.iterations
+    return json.loads(saved.to_json()) == json.loads(cfg.to_json())
 
 
 def train(name: str, args: argparse.Namespace, out: Path) -> tuple[Path, str]:
     """Trains (or reuses, or continues) one learner; returns its saved player and what was done."""
-    from trainers import sb3
-    from trainers.commons_harvest import train_commons_harvest
-    from trainers.config import TrainConfig
+    from trainers import train as train_run
 
     algo, artefact = ALGOS[name]
     cfg, run = config(args, algo), out / name
     saved, done = None, 0
-    if (run / "config.json").exists() and (run / artefact).exists():
-        saved, done = TrainConfig.load(run / "config.json"), updates_done(run)
-    same = saved is not None and TrainConfig(**{**vars(saved), "iterations": cfg.iterations}) == cfg
-    if same and done == cfg.iterations:
+    if (run / artefact).exists() and (run / "checkpoint.pt").exists():
+        saved, done = saved_config(run), updates_done(run)
+    same = same_settings(saved, cfg)
+    if same and done == cfg.run.iterations:
         return run / artefact, "reused"
-    resume = same and 0 < done < cfg.iterations
+    resume = same and 0 < done < cfg.run.iterations
     start = time.perf_counter()
     progress = not args.no_progress
-    if name == "proximal_adalign":
-        if resume:
-            train_commons_harvest(out=run, resume=True, iterations=cfg.iterations, progress=progress)
-        else:
-            train_commons_harvest(cfg, run, progress=progress)
-    elif resume:
-        sb3.train(out=run, resume=True, iterations=cfg.iterations, progress=progress)
+    if resume:
+        train_run(out=run, resume=True, iterations=cfg.run.iterations, progress=progress)
     else:
-        sb3.train(cfg, run, progress=progress)
+        train_run(cfg, run, progress=progress)
     seconds = time.perf_counter() - start
     with (run / "train_seconds.txt").open("a" if resume else "w") as f:
         f.write(f"{seconds:.1f}\n")

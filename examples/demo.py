@@ -22,10 +22,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from social_dilemmas.record import record  # noqa: E402
-from trainers.adalign import train as train_adalign  # noqa: E402
-from trainers.config import preset  # noqa: E402
-from trainers.cooperation import CASES, cooperation_table, plot_cooperation  # noqa: E402
-from trainers.league import format_table, league  # noqa: E402
+from trainers import train  # noqa: E402
+from trainers.evaluation.cooperation import CASES, cooperation_table, plot_cooperation  # noqa: E402
+from trainers.evaluation.league import format_table, league  # noqa: E402
+from trainers.presets import make_config  # noqa: E402
 
 
 def step(n: int, text: str) -> None:
@@ -42,13 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
 
     step(1, f"training AdAlign ({args.adalign_iterations} updates) and PPO ({args.ppo_iterations} updates) on the IPD")
-    cfg = preset("ipd", fast=True, batch_size=1024, iterations=args.adalign_iterations, seed=0, save_every=50)
-    train_adalign(cfg, out / "ipd-adalign")
-    from trainers import sb3
-
-    ppo = preset("ipd", algo="ppo", iterations=args.ppo_iterations, batch_size=256, actor_lr=3e-4, seed=0,
-                 entropy_coef=0.01, save_every=20)
-    sb3.train(ppo, out / "ipd-ppo")
+    cfg = make_config("ipd", "adalign", fast=True, num_games=1024, iterations=args.adalign_iterations, seed=0,
+                      save_every=50)
+    train(cfg, out / "ipd-adalign")
+    ppo = make_config("ipd", "ppo", iterations=args.ppo_iterations, num_games=256, lr=3e-4, seed=0,
+                      entropy_coef=0.01, save_every=20)
+    train(ppo, out / "ipd-ppo")
     agents = {"adalign": out / "ipd-adalign" / "checkpoint.pt", "ppo": out / "ipd-ppo" / "model.zip"}
 
     step(2, "P(cooperate | previous round), from the agent's side (tit-for-tat: high after CC and DC, low after CD and DD)")

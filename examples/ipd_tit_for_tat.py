@@ -2,7 +2,7 @@
 
 Trains ``--seeds`` agents from scratch (one after another, each for ``--iterations``
 updates), measures each one's probability of cooperating after every previous round
-(CC, CD, DC, DD from its own side, see ``trainers.cooperation``), and writes:
+(CC, CD, DC, DD from its own side, see ``trainers.evaluation.cooperation``), and writes:
 
 * ``OUT/seed_K/``: each run (config, metrics, checkpoint, cooperation.csv/png);
 * ``OUT/tit_for_tat.csv``: per seed and on average, P(cooperate | previous round) and
@@ -22,9 +22,9 @@ import csv
 import time
 from pathlib import Path
 
-from trainers.adalign import train
-from trainers.config import preset
-from trainers.cooperation import CASES, cooperation_table, plot_cooperation
+from trainers import train
+from trainers.evaluation.cooperation import CASES, cooperation_table, plot_cooperation
+from trainers.presets import make_config
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     for seed in range(args.seeds):
         overrides = dict(seed=seed, iterations=args.iterations, device=args.device, save_every=100)
         if args.batch_size:
-            overrides["batch_size"] = args.batch_size
-        cfg = preset("ipd", fast=True, **overrides)  # the paper's preset, fast on a CPU
+            overrides["num_games"] = args.batch_size
+        cfg = make_config("ipd", "adalign", fast=True, **overrides)  # the paper's preset, fast on a CPU
         start = time.perf_counter()
         train(cfg, out / f"seed_{seed}", progress=not args.no_progress)
         times[seed] = time.perf_counter() - start

@@ -2,9 +2,9 @@
 
 The players are the game's scripted players plus any saved players given on the command
 line (trainer checkpoints ``.pt``, SB3 models ``.zip``, quoted globs of several seeds, or
-``NAME=PATH`` to choose the display name). ``trainers.league.league`` plays every ordered
-pair on the batched view and writes ``OUT/league.csv``, ``OUT/league.png`` and
-``OUT/league.json``.
+``NAME=PATH`` to choose the display name). ``trainers.evaluation.league.league`` plays
+every ordered pair on the batched view and writes ``OUT/league.csv``, ``OUT/league.png``
+and ``OUT/league.json``.
 
     python examples/league.py                                          # IPD scripted players
     python examples/train_adalign.py --env ipd && \\
@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 import social_dilemmas
-from trainers.league import format_table, league
+from trainers.evaluation.league import format_table, league
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,12 +1,14 @@
 """Reproduce the paper's leagues: Coin Game (Fig. 2) and Negotiation (Fig. 3a).
 
-For every seed this trains AdAlign (``trainers.adalign``, from the game's CPU preset
-``trainers.config.FAST``; ``--paper-preset`` for the paper's), self-play PPO and PPO with
-summed rewards (PPO-SR, ``trainers.sb3``), then plays every player
-against every player, the scripted ones included (always cooperate, always defect, and
-random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
+For every seed this trains AdAlign (``trainers.algorithms.adalign``, from the game's CPU
+preset ``FAST_PRESETS``; ``--paper-preset`` for the paper's), self-play PPO and PPO with
+summed rewards (PPO-SR, ``trainers.algorithms.ppo``), all through ``trainers.train``, then
+plays every player against every player, the scripted ones included (always cooperate,
+always defect, and random for the Coin Game), with ``trainers.evaluation.league``. It
+writes under ``OUT``:
 
-* ``adalign-sK/``, ``ppo-sK/``, ``ppo_sr-sK/``: the runs (config, metrics, checkpoint);
+* ``adalign-sK/``, ``ppo-sK/``, ``ppo_sr-sK/``: the runs (config, metrics, checkpoint; the
+  PPO runs' ``model.zip`` is what plays in the league);
 * ``league.csv``, ``league.png`` (heatmap), ``league.json``: the cross-play results;
 * ``self_play.csv``: each trained seed against itself (the league's diagonal mixes seeds);
 * ``targets.csv``: the paper's qualitative targets (SPEC section 8), measured, and
@@ -17,8 +19,9 @@ random for the Coin Game), with ``trainers.league``. It writes under ``OUT``:
     python examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2
     python examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2   # two runs at a time
 
-Runs that already finished in ``OUT`` are reused (delete them to retrain), so a long
-reproduction can be stopped and started again.
+Runs that already finished in ``OUT`` with the same settings are reused (delete them to
+retrain), so a long reproduction can be stopped and started again. Runs saved by the first
+trainers (a flat ``config.json``) are trained again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -33,11 +37,13 @@ import time
 from pathlib import Path
 
 import social_dilemmas
-from trainers import sb3
-from trainers.adalign import train as train_adalign
-from trainers.config import FAST, TrainConfig, preset
-from trainers.league import LeagueResult, exploitation, format_table, league, run_league
-from trainers.runner import updates_done
+from trainers import train
+from trainers.algorithms.adalign import FAST_PRESETS
+from trainers.config import CONFIG_FORMAT, Config
+from trainers.evaluation.league import LeagueResult, format_table, league, run_league
+from trainers.evaluation.scripted import exploitation
+from trainers.metrics import updates_done
+from trainers.presets import config_from_dict, make_config
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides
 #: them. ``batch`` None: the preset's. ``ppo``: the PPO and PPO-SR settings besides the game's
@@ -46,30 +52,26 @@ from trainers.runner import updates_done
 #: updates, at lr 1e-3 and 8 minibatches a few hundred.
 DEFAULTS = {
     "coin_game": dict(adalign_iterations=2000, ppo_iterations=200, league_steps=16, batch=None, ppo_batch=512,
-                      ppo=dict(actor_lr=3e-4, entropy_coef=0.01)),
+                      ppo=dict(lr=3e-4, entropy_coef=0.01)),
     "negotiation": dict(adalign_iterations=800, ppo_iterations=500, league_steps=50, batch=None, ppo_batch=256,
-                        ppo=dict(actor_lr=1e-3, entropy_coef=0.01, ppo_minibatches=8)),
+                        ppo=dict(lr=1e-3, entropy_coef=0.01, ppo_minibatches=8)),
 }
 #: Scripted players of each league (the paper's Figs. 2 and 3a).
 SCRIPTED = {"coin_game": ["always_cooperate", "always_defect", "random"],
             "negotiation": ["always_cooperate", "always_defect"]}
 
 
-#: What a ``--jobs`` worker process runs: one training run, on one torch thread.
+#: What a ``--jobs`` worker process runs: one training run (any algorithm), on one torch thread.
 WORKER = """
-import sys, torch
+import json, sys, torch
 torch.set_num_threads(1)
-from trainers.config import TrainConfig
-cfg = TrainConfig.from_json(sys.argv[2])
-if cfg.algo in ("ppo", "ppo_shared_reward"):
-    from trainers.sb3 import train
-else:
-    from trainers.adalign import train
-train(cfg, sys.argv[1], progress=False)
+from trainers import train
+from trainers.presets import config_from_dict
+train(config_from_dict(json.loads(sys.argv[2])), sys.argv[1], progress=False)
 """
 
 
-def train_all(jobs: list[tuple[str, int, Path, TrainConfig]], workers: int, progress: bool,
+def train_all(jobs: list[tuple[str, int, Path, Config]], workers: int, progress: bool,
               logs: Path) -> list[tuple[str, int, float]]:
     """Train every ``(player, seed, run folder, config)``; ``workers`` > 1 runs that many at
     once, each in its own process on one torch thread (its output in ``logs/``).
@@ -78,7 +80,7 @@ def train_all(jobs: list[tuple[str, int, Path, TrainConfig]], workers: int, prog
     if workers <= 1:
         for name, seed, run, cfg in jobs:
             start = time.perf_counter()
-            (sb3.train if cfg.algo in sb3.SB3_ALGOS else train_adalign)(cfg, run, progress=progress)
+            train(cfg, run, progress=progress)
             times.append((name, seed, time.perf_counter() - start))
         return times
     logs.mkdir(parents=True, exist_ok=True)
@@ -107,18 +109,27 @@ def train_all(jobs: list[tuple[str, int, Path, TrainConfig]], workers: int, prog
     return times
 
 
-#: Settings that do not change what a run learns: a finished run that differs only in these is reused.
+#: Run settings that do not change what a run learns: a finished run that differs only in these is reused.
 BOOKKEEPING = ("device", "save_every", "log_every", "tensorboard", "eval_every", "eval_games")
 
 
-def finished(out: Path, artefact: str, cfg: TrainConfig) -> bool:
+def finished(out: Path, artefact: str, cfg: Config) -> bool:
     """Whether ``out`` holds a finished run of ``cfg`` (:data:`BOOKKEEPING` aside): a run
-    with other settings, say of an earlier preset, is trained again, not reused."""
+    with other settings, say of an earlier preset, is trained again, not reused; so is a
+    run saved by the first trainers (a flat ``config.json``, not ``{"format": 2, ...}``)."""
     cfg_path = out / "config.json"
     if not (out / artefact).exists() or not cfg_path.exists():
         return False
-    saved = dataclasses.replace(TrainConfig.load(cfg_path), **{k: getattr(cfg, k) for k in BOOKKEEPING})
-    return saved == cfg and updates_done(out) >= cfg.iterations
+    try:
+        data = json.loads(cfg_path.read_text())
+        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+            return False
+        saved = config_from_dict(data, where=str(cfg_path))
+    except (ValueError, KeyError, TypeError):  # not JSON, or not a configuration of this version: train again
+        return False
+    saved.run = dataclasses.replace(saved.run, **{k: getattr(cfg.run, k) for k in BOOKKEEPING})
+    # compared as JSON, so that a tuple and the list it was saved as are equal
+    return json.loads(saved.to_json()) == json.loads(cfg.to_json()) and updates_done(out) >= cfg.run.iterations
 
 
 #: The trained players of the league and the file each run saves.
@@ -200,7 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ppo-batch-size", type=int, default=None, help="PPO and PPO-SR games per update")
     ap.add_argument("--episodes", type=int, default=32, help="league games per pair of instances")
     ap.add_argument("--paper-preset", action="store_true",
-                    help="train AdAlign from the paper's preset even where a CPU preset exists (trainers.config.FAST)")
+                    help="train AdAlign from the paper's preset even where a CPU preset exists "
+                    "(trainers.algorithms.adalign.FAST_PRESETS)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=None, help="default runs/reproduce/ENV")
     ap.add_argument("--threads", type=int, default=None,
@@ -221,17 +233,17 @@ def main(argv: list[str] | None = None) -> dict:
     batch = args.batch_size or d["batch"]
     ppo_batch = args.ppo_batch_size or d["ppo_batch"]
     progress = not args.no_progress
-    fast = args.env in FAST and not args.paper_preset
+    fast = args.env in FAST_PRESETS and not args.paper_preset
     if args.jobs < 1:
         ap.error(f"--jobs must be >= 1, got {args.jobs}")
-    jobs: list[tuple[str, int, Path, TrainConfig]] = []
+    jobs: list[tuple[str, int, Path, Config]] = []
     for seed in range(args.seeds):
-        extra = {"batch_size": batch} if batch else {}
-        runs = [("adalign", preset(args.env, fast=fast, seed=seed, iterations=aa_its, device=args.device,
-                                   save_every=50, **extra))]
+        extra = {"num_games": batch} if batch else {}
+        runs = [("adalign", make_config(args.env, "adalign", fast=fast, seed=seed, iterations=aa_its,
+                                        device=args.device, save_every=50, **extra))]
         for algo, name in (("ppo", "ppo"), ("ppo_shared_reward", "ppo_sr")):
-            runs.append((name, preset(args.env, algo=algo, seed=seed, iterations=ppo_its, batch_size=ppo_batch,
-                                      device="cpu", save_every=50, **d["ppo"])))
+            runs.append((name, make_config(args.env, algo, seed=seed, iterations=ppo_its, num_games=ppo_batch,
+                                           device="cpu", save_every=50, **d["ppo"])))
         for name, cfg in runs:
             run = out / f"{name}-s{seed}"
             if finished(run, TRAINED[name], cfg):

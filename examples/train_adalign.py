@@ -1,10 +1,11 @@
 """Advantage Alignment and Proximal Advantage Alignment from Python, on every game.
 
-A run is configured by ``trainers.config.preset(game, **overrides)`` (the paper's
-hyperparameters for the game, with your changes) and trained by
-``trainers.adalign.train(cfg, out)``, which writes ``out/config.json``,
-``out/metrics.csv`` and ``out/checkpoint.pt``. The defaults here are a tiny budget that
-shows the API; the paper's runs use the preset's batch size and about 500+ updates.
+A run is configured by ``trainers.presets.make_config(game, algo, **overrides)`` (the
+paper's hyperparameters for the game, with your changes, each given by its name alone)
+and trained by ``trainers.train(cfg, out)``, the one entry point of every algorithm,
+which writes ``out/config.json``, ``out/metrics.csv`` and ``out/checkpoint.pt``. The
+defaults here are a tiny budget that shows the API; the paper's runs use the preset's
+number of games and about 500+ updates.
 
     python examples/train_adalign.py                                   # adalign, every game
     python examples/train_adalign.py --env ipd --algo proximal_adalign --iterations 200
@@ -21,8 +22,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from trainers.adalign import train
-from trainers.config import preset
+from trainers import train
+from trainers.presets import make_config
 
 GAMES = ("ipd", "coin_game", "negotiation")
 
@@ -46,12 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     for env in args.env:
-        cfg = preset(env, algo=args.algo, iterations=args.iterations, batch_size=args.batch_size,
-                     seed=args.seed, device=args.device)
+        cfg = make_config(env, args.algo, iterations=args.iterations, num_games=args.batch_size,
+                          seed=args.seed, device=args.device)
         run = args.out / f"{env}-{args.algo}-s{args.seed}"
-        trainer = train(cfg, run, progress=False)
+        trained = train(cfg, run, progress=False)
         row = last_metrics(run)
-        print(f"{env}: {trainer.iteration} updates of {args.algo}; run folder {run}")
+        print(f"{env}: {trained.iteration} updates of {args.algo}; run folder {run}")
         print(f"  last metrics row (iteration {row.pop('iteration')}):")
         for key, value in row.items():
             if not key.startswith("time/"):

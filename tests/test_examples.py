@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.config import FAST
+from trainers.algorithms.adalign import FAST_PRESETS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GAMES = ("ipd", "coin_game", "negotiation")
@@ -100,7 +100,9 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
     for run, artefact in (("adalign-s0", "checkpoint.pt"), ("ppo-s0", "model.zip"), ("ppo_sr-s0", "model.zip")):
         assert (folder / run / artefact).exists()
     saved = json.loads((folder / "adalign-s0" / "config.json").read_text())
-    assert saved["beta"] == FAST[env]["beta"] and saved["batch_size"] == 16  # the CPU preset, the command line's batch
+    assert saved["format"] == 2 and saved["run"]["algo"] == "adalign"
+    # the CPU preset, the command line's number of games
+    assert saved["algorithm"]["beta"] == FAST_PRESETS[env]["beta"] and saved["run"]["num_games"] == 16
     with (folder / "league.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     scripted = {"always_cooperate", "always_defect"} | ({"random"} if env == "coin_game" else set())
@@ -110,7 +112,7 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
     assert any("exploitation" in t["what"] for t in targets) and all(t["holds"] in ("yes", "no", "") for t in targets)
     if env == "negotiation":  # every target is a check, and PPO ran with the game's own settings
         assert all(t["holds"] in ("yes", "no") for t in targets) and len(targets) == 5
-        assert json.loads((folder / "ppo-s0" / "config.json").read_text())["ppo_minibatches"] == 8
+        assert json.loads((folder / "ppo-s0" / "config.json").read_text())["algorithm"]["ppo_minibatches"] == 8
     with (folder / "self_play.csv").open(newline="") as f:
         assert sorted(r["player"] for r in csv.DictReader(f)) == ["adalign", "ppo", "ppo_sr"]
     with (folder / "times.csv").open(newline="") as f:
@@ -125,7 +127,7 @@ def test_reproduce_league_trains_plays_checks_targets_and_reuses_finished_runs(t
         other[other.index("--batch-size") + 1] = 12
         changed = run_example("reproduce_league.py", *other, cwd=tmp_path)
         assert changed.count("reusing") == 2 and "reusing " + str(folder / "adalign-s0") not in changed
-        assert json.loads((folder / "adalign-s0" / "config.json").read_text())["batch_size"] == 12
+        assert json.loads((folder / "adalign-s0" / "config.json").read_text())["run"]["num_games"] == 12
 
 
 def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floor(example):
@@ -134,7 +136,7 @@ def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floo
     exploited at all; a player it treats like Always Cooperate counts as fully exploited."""
     import numpy as np
 
-    from trainers.league import LeagueResult
+    from trainers.evaluation.league import LeagueResult
 
     module = example("reproduce_league")
     names = ["adalign", "ppo", "ppo_sr", "always_cooperate", "always_defect"]
@@ -160,3 +162,42 @@ def test_negotiation_targets_measure_exploitation_from_the_mutual_defection_floo
     assert checks[exploited[0]] == (1.0, False)  # treated like Always Cooperate
     ppo = next(k for k in checks if k.startswith("PPO self-play"))
     assert checks[ppo][1] is False and next(v for k, v in checks.items() if k.startswith("AdAlign self-play"))[1] is False
+
+
+def test_reproduce_league_reuses_only_finished_runs_of_the_same_settings(tmp_path, example):
+    """A finished run is reused when its config.json ({"format": 2, "run", "algorithm"}) matches
+    apart from the settings that do not change what it learns; a flat config.json of the first
+    trainers is never reused, even for the same settings."""
+    from trainers.presets import legacy_config, make_config
+
+    module = example("reproduce_league")
+    base = dict(fast=True, seed=1, iterations=3, num_games=16, device="cpu", save_every=50)
+    cfg = make_config("coin_game", "adalign", **base)
+    run = tmp_path / "adalign-s1"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "metrics.csv").write_text("iteration\n1\n2\n3\n")
+
+    def reused(saved: str) -> bool:
+        (run / "config.json").write_text(saved)
+        return module.finished(run, "checkpoint.pt", cfg)
+
+    assert reused(cfg.to_json())
+    bookkeeping = dict(device="auto", save_every=1, log_every=2, tensorboard=False, eval_every=1, eval_games=8)
+    assert reused(make_config("coin_game", "adalign", **{**base, **bookkeeping}).to_json())
+    assert not reused(make_config("coin_game", "adalign", **base, beta=2.0).to_json())
+    assert not reused(make_config("coin_game", "adalign", **{**base, "iterations": 4}).to_json())
+    assert not reused(make_config("coin_game", "adalign", **{**base, "seed": 2}).to_json())
+    flat = {**cfg.run.to_dict(), **cfg.algorithm.to_dict()}
+    flat["batch_size"] = flat.pop("num_games")
+    for name in ("rollout_steps", "time_limit", "value_coef") + tuple(k for k in flat if k.startswith("vision_")):
+        flat.pop(name)
+    assert json.loads(legacy_config(flat).to_json()) == json.loads(cfg.to_json())  # the same settings, flat
+    assert not reused(json.dumps(flat))
+    assert not reused("{not json")
+    (run / "config.json").write_text(cfg.to_json())
+    (run / "metrics.csv").write_text("iteration\n1\n2\n")
+    assert not module.finished(run, "checkpoint.pt", cfg)  # not finished
+    (run / "metrics.csv").write_text("iteration\n1\n2\n3\n")
+    (run / "checkpoint.pt").unlink()
+    assert not module.finished(run, "checkpoint.pt", cfg)  # nothing saved

@@ -13,11 +13,10 @@ import torch
 
 from social_dilemmas.core import BatchedGame, GameState
 from social_dilemmas.policies import Policy
-from trainers import sb3
+from trainers import train
 from trainers.__main__ import main
-from trainers.adalign import train as train_adalign
-from trainers.config import preset
-from trainers.league import LeaguePlayer, format_table, league, parse_player, run_league
+from trainers.evaluation.league import LeaguePlayer, format_table, league, parse_player, run_league
+from trainers.presets import make_config
 
 
 def read_csv(path) -> list[dict[str, str]]:
@@ -93,11 +92,11 @@ def test_players_are_parsed_from_names_files_globs_and_labels(tmp_path):
 
 
 def test_glob_of_trainer_checkpoints_and_an_sb3_model_play_in_the_league(tmp_path, capsys):
+    tiny = dict(num_games=8, iterations=1, hidden=8, max_steps=16, tensorboard=False, device="cpu")
     for s in (0, 1):
-        cfg = preset("ipd", batch_size=8, iterations=1, hidden=8, max_steps=16, tensorboard=False, seed=s)
-        train_adalign(cfg, tmp_path / f"ipd-adalign-s{s}", progress=False)
-    ppo = preset("ipd", algo="ppo", batch_size=8, iterations=1, hidden=8, max_steps=16, tensorboard=False)
-    sb3.train(ppo, tmp_path / "ipd-ppo", progress=False)
+        cfg = make_config("ipd", algo="adalign", seed=s, **tiny)
+        train(cfg, tmp_path / f"ipd-adalign-s{s}", progress=False)
+    train(make_config("ipd", algo="ppo", **tiny), tmp_path / "ipd-ppo", progress=False)
     out = tmp_path / "league"
     argv = ["league", "--env", "ipd", "--seeds", "2", "--episodes", "4", "--out", str(out), "--no-progress",
             "--players", "always_defect", str(tmp_path / "ipd-adalign-s*" / "checkpoint.pt"),
@@ -121,6 +120,12 @@ def test_glob_of_trainer_checkpoints_and_an_sb3_model_play_in_the_league(tmp_pat
     model = str(tmp_path / "ipd-ppo" / "model.zip")
     a, b = (run_league("ipd", [model, "always_cooperate"], episodes=4, greedy=True, seed=s) for s in (0, 7))
     np.testing.assert_array_equal(a.row_reward, b.row_reward)
+    # the PPO run's checkpoint.pt is the same player as its model.zip
+    ckpt = str(tmp_path / "ipd-ppo" / "checkpoint.pt")
+    c = run_league("ipd", [ckpt, "always_cooperate"], episodes=4, greedy=True, seed=0)
+    assert c.names == a.names == ["ipd-ppo", "always_cooperate"]
+    np.testing.assert_array_equal(a.row_reward, c.row_reward)
+    np.testing.assert_array_equal(a.col_reward, c.col_reward)
 
 
 def test_league_command_reports_bad_players(tmp_path, capsys):
@@ -183,7 +188,7 @@ def test_n_player_league_reports_focal_and_background_per_capita_rewards(tmp_pat
     assert cell(one, "contribute", "free_ride") == pytest.approx((1.5 / 4 - 1, 1.5 / 4))
     with pytest.raises(ValueError, match="focal"):
         run_league(game, players, focal=4)
-    from trainers.league import write_league
+    from trainers.evaluation.league import write_league
 
     write_league(result, tmp_path)
     assert (tmp_path / "league.png").exists() and len(read_csv(tmp_path / "league.csv")) == 4
@@ -192,7 +197,7 @@ def test_n_player_league_reports_focal_and_background_per_capita_rewards(tmp_pat
 def test_scripted_evaluation_matches_hand_computed_ipd_rewards():
     import social_dilemmas
     from social_dilemmas.policies import make_policy
-    from trainers.league import scripted_evaluation
+    from trainers.evaluation.scripted import scripted_evaluation
 
     game = social_dilemmas.make_game("ipd")  # 16 rounds; (me, other): CC -1, CD -3, DC 0, DD -2
 
@@ -212,7 +217,7 @@ def test_scripted_evaluation_matches_hand_computed_ipd_rewards():
 
 
 def test_scripted_evaluation_refuses_games_of_more_than_two_players():
-    from trainers.league import scripted_evaluation
+    from trainers.evaluation.scripted import scripted_evaluation
 
     class ThreePlayers:
         n_players, name = 3, "public_goods"

@@ -1,4 +1,4 @@
-"""Tests of trainers.losses and trainers.distributions against the SPEC formulas."""
+"""Tests of trainers.losses, trainers.advantages and the Negotiation's distribution against the SPEC formulas."""
 
 from __future__ import annotations
 
@@ -12,23 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from trainers.distributions import TanhNormal
+from trainers.advantages import gae, monte_carlo_returns, normalize_advantages, others_sum, td0_targets
+from trainers.critics import ema_update_
 from trainers.losses import (
     SIGN_CASES,
     adalign_loss,
     advantage_alignment_term,
     aligned_advantages,
     critic_loss,
-    ema_update_,
-    gae,
-    monte_carlo_returns,
-    normalize_advantages,
     past_advantage_mean,
     ppo_clip_loss,
     proximal_adalign_loss,
     reinforce_loss,
-    td0_targets,
 )
+from trainers.networks.distributions import TanhNormal
 
 DT = torch.float64
 
@@ -233,7 +230,7 @@ def test_inputs_are_not_modified():
     copies = [t.clone() for t in (own, others, logp, old)]
     advantage_alignment_term(own, others, logp, masks=["vengeful"])
     aligned_advantages(own, others, beta=2.0)
-    proximal_adalign_loss(logp, old, own, others, beta=1.0, clip_eps=0.2, normalize=True)
+    proximal_adalign_loss(logp, old, own, others, beta=1.0, clip_eps=0.2)
     gae(own, others, logp, torch.zeros(3, 6, dtype=torch.bool), 0.9, 0.95)
     for t, c in zip((own, others, logp, old), copies):
         assert torch.equal(t, c)
@@ -298,16 +295,33 @@ def test_proximal_with_beta_zero_equals_ppo_clip_exactly():
     assert torch.equal(loss_b, loss_ref)
 
 
-def test_proximal_normalize_option():
+@pytest.mark.parametrize("mode,gamma", [("mean", None), ("discounted", 0.96)])
+def test_proximal_loss_of_a_minibatch_is_the_batch_loss_of_its_rows(mode, gamma):
+    # the PPO loop calls the loss on minibatches of rows: each row's A* depends on that row alone
     g = _gen(91)
-    own, others = 3 + 5 * torch.randn(4, 9, generator=g), torch.randn(4, 9, 2, generator=g) * 7
-    old = torch.randn(4, 9, generator=g)
-    logp = old + 0.1
-    loss, _ = proximal_adalign_loss(logp, old, own, others, beta=1.0, clip_eps=0.1, normalize=True)
-    others_n = torch.stack([normalize_advantages(others[..., j]) for j in range(2)], -1)
-    a_star = aligned_advantages(normalize_advantages(own), others_n, beta=1.0)
-    expected, _ = ppo_clip_loss(logp, old, a_star, 0.1)
-    torch.testing.assert_close(loss, expected)
+    own, others = 3 + 5 * torch.randn(8, 9, generator=g), torch.randn(8, 9, generator=g) * 7
+    old = torch.randn(8, 9, generator=g)
+    logp = old + 0.1 * torch.randn(8, 9, generator=g)
+    idx = torch.tensor([5, 0, 6])
+    loss, info = proximal_adalign_loss(logp[idx], old[idx], own[idx], others[idx], beta=1.3, clip_eps=0.2,
+                                       mode=mode, gamma=gamma)
+    a_star = aligned_advantages(own, others, beta=1.3, mode=mode, gamma=gamma)[idx]
+    expected, _ = ppo_clip_loss(logp[idx], old[idx], a_star, 0.2)
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(info["aligned_adv_std"], a_star.std(correction=0))
+
+
+def test_others_sum_adds_the_other_players_of_each_game():
+    g = _gen(92)
+    n, games, T = 3, 4, 5
+    adv = torch.randn(games * n, T, generator=g)  # rows game * n + seat
+    out = others_sum(adv, n)
+    for game in range(games):
+        for seat in range(n):
+            row = game * n + seat
+            expected = sum(adv[game * n + j] for j in range(n) if j != seat)
+            torch.testing.assert_close(out[row], expected)
+    assert not out.requires_grad
 
 
 def test_ppo_clip_loss_formula_and_diagnostics():

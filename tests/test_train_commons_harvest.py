@@ -1,14 +1,16 @@
-"""Proximal AdAlign on Commons Harvest Open (trainers.commons_harvest): the networks' shapes,
-causality and context, step-by-step rollout equal to the training pass, a tiny training
-run with resume, and a checkpoint (network sizes from the command line) as a player:
-Gymnasium opponent, scenario focal player, wrong games refused, the rollout's distribution.
-Skipped as a whole when Melting Pot is not installed."""
+"""Proximal AdAlign on Commons Harvest Open through the training core: the vision network's
+shapes, causality and context, step-by-step rollout equal to the training pass, a tiny
+training run with resume, and a checkpoint (network sizes from the command line) as a
+player: Gymnasium opponent, scenario focal player, wrong games refused, the rollout's
+distribution, a checkpoint of the first trainers. Skipped as a whole when Melting Pot is
+not installed."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,16 +18,25 @@ import torch
 if importlib.util.find_spec("meltingpot") is None or importlib.util.find_spec("shimmy") is None:
     pytest.skip("Melting Pot is not installed (shimmy[meltingpot], dm-meltingpot)", allow_module_level=True)
 
-from trainers.commons_harvest import CommonsHarvestNet, train_commons_harvest  # noqa: E402
-from trainers.config import preset  # noqa: E402
+from trainers import train  # noqa: E402
+from trainers.networks.vision import VisionNet  # noqa: E402
+from trainers.players import load_player  # noqa: E402
+from trainers.policy import AgentPolicy  # noqa: E402
+from trainers.presets import make_config  # noqa: E402
 
 TINY = dict(width=16, layers=2, heads=2, context=4, channels=(4, 8, 8))
+#: the same network as settings of the configuration
+TINY_CONFIG = dict(hidden=16, vision_layers=2, vision_heads=2, vision_context=4, vision_channels=(4, 8, 8))
 ARCHS = ("transformer", "gru")
 
 
-def net(arch: str) -> CommonsHarvestNet:
+def net(arch: str) -> VisionNet:
     torch.manual_seed(0)
-    return CommonsHarvestNet(arch, **TINY).eval()
+    return VisionNet(arch, **TINY).eval()
+
+
+def logits_of(model: VisionNet, memory, o: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    return model.forward_sequence(memory, o, starts)[0].logits
 
 
 def obs(M: int, T: int, seed: int = 0) -> torch.Tensor:
@@ -43,18 +54,18 @@ def test_shapes_and_step_by_step_rollout_equals_the_training_pass(arch):
     starts[:, 0] = True
     starts[1, 3] = True  # a game resets inside the chunk
     memory = model.initial_memory(M, "cpu")
-    logits, values = model.forward_chunk(memory, o, starts)
-    assert logits.shape == (M, T, 8) and values.shape == (M, T)
+    dist, values = model.forward_sequence(memory, o, starts)
+    assert dist.logits.shape == (M, T, 8) and values.shape == (M, T)
     for chunk in range(2):  # the memory carried across chunks gives the same outputs too
-        rstate = model.rollout_state(memory)
+        rstate = model.begin(memory)
         for t in range(T):
-            lg, v, rstate = model.step(rstate, o[:, t], starts[:, t])
-            assert lg.shape == (M, 8) and v.shape == (M,)
-            torch.testing.assert_close(lg, logits[:, t], atol=1e-5, rtol=1e-4)
+            step, v, rstate = model.step(rstate, o[:, t], starts[:, t])
+            assert step.logits.shape == (M, 8) and v.shape == (M,)
+            torch.testing.assert_close(step.logits, dist.logits[:, t], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(v, values[:, t], atol=1e-5, rtol=1e-4)
-        memory = model.next_memory(memory, rstate, o, starts)
+        memory = model.end(memory, rstate, o, starts)
         o, starts = obs(M, T, seed=chunk + 1), torch.zeros(M, T, dtype=torch.bool)
-        logits, values = model.forward_chunk(memory, o, starts)
+        dist, values = model.forward_sequence(memory, o, starts)
 
 
 @torch.no_grad()
@@ -65,24 +76,24 @@ def test_transformer_is_causal_and_sees_only_its_context_of_the_current_episode(
     o = obs(M, T)
     starts = torch.zeros(M, T, dtype=torch.bool)
     memory = model.initial_memory(M, "cpu")
-    base, _ = model.forward_chunk(memory, o, starts)
+    base = logits_of(model, memory, o, starts)
     future = o.clone()
     future[:, 6:] = obs(M, T - 6, seed=5)
-    out, _ = model.forward_chunk(memory, future, starts)
+    out = logits_of(model, memory, future, starts)
     torch.testing.assert_close(out[:, :6], base[:, :6])  # steps before 6 do not see the change
     assert not torch.allclose(out[:, 6:], base[:, 6:])
     old = o.clone()
     old[:, 2] = obs(M, 1, seed=6)[:, 0]  # step 2 is inside the context of steps 2..2+C-1 only
-    out, _ = model.forward_chunk(memory, old, starts)
+    out = logits_of(model, memory, old, starts)
     torch.testing.assert_close(out[:, :2], base[:, :2])
     torch.testing.assert_close(out[:, 2 + C:], base[:, 2 + C:])
     assert not torch.allclose(out[:, 2:2 + C], base[:, 2:2 + C])
     reset = starts.clone()
     reset[:, 4] = True  # a new episode at step 4: step 3 (inside the window) no longer matters
-    a, _ = model.forward_chunk(memory, o, reset)
+    a = logits_of(model, memory, o, reset)
     other = o.clone()
     other[:, 3] = obs(M, 1, seed=7)[:, 0]
-    b, _ = model.forward_chunk(memory, other, reset)
+    b = logits_of(model, memory, other, reset)
     torch.testing.assert_close(a[:, 4:], b[:, 4:])
 
 
@@ -91,41 +102,58 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-def test_training_run_writes_outputs_changes_the_weights_and_resumes(tmp_path):
-    from trainers.adalign import train
+def tiny(**kw):
+    return make_config("commons_harvest_open", **{"num_games": 2, "rollout_steps": 4, "max_steps": 6, "iterations": 2,
+                                                   "device": "cpu", "ppo_epochs": 2, "ppo_minibatches": 2, "actor_lr": 1e-3,
+                                                   "critic_lr": 1e-3, "tensorboard": False, **TINY_CONFIG, **kw})
 
-    cfg = preset("commons_harvest_open", batch_size=2, max_steps=4, iterations=2, device="cpu", ppo_epochs=2,
-                 ppo_minibatches=2, actor_lr=1e-3, critic_lr=1e-3, tensorboard=False, env_kwargs={"max_steps": 6})
-    torch.manual_seed(cfg.seed)
-    before = CommonsHarvestNet(**{**TINY, "arch": "gru"}).state_dict()
-    trainer = train_commons_harvest(cfg, tmp_path, progress=False, network={**TINY, "arch": "gru"})
+
+def test_training_run_writes_outputs_changes_the_weights_and_resumes(tmp_path):
+    cfg = tiny(vision_memory="gru")
+    torch.manual_seed(cfg.run.seed)
+    before = VisionNet(**{**TINY, "arch": "gru"}).state_dict()
+    trainer = train(cfg, tmp_path, progress=False)
     assert trainer.iteration == 2
     assert [r["iteration"] for r in rows(tmp_path / "metrics.csv")] == ["1", "2"]
     first = rows(tmp_path / "metrics.csv")[1]
     for key in ("rollout/reward_per_step", "train/loss", "train/critic_loss", "time/env_steps_per_s"):
         assert float(first[key]) == float(first[key])  # present and not NaN
-    assert float(first["rollout/apples_per_episode"]) >= 0  # the 6-step episodes ended in update 2
+    assert float(first["rollout/episode_return"]) >= 0  # the 6-step episodes ended in update 2
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert ckpt["iteration"] == 2 and "optimizer" in ckpt
-    assert any(not torch.equal(before[k], v) for k, v in ckpt["model"].items())
-    assert json.loads((tmp_path / "network.json").read_text())["arch"] == "gru"
-    # resume through the generic entry point, which routes this env here
+    assert ckpt["iteration"] == 2 and ckpt["algo"] == "proximal_adalign" and "actor_opt" in ckpt["state"]
+    assert any(not torch.equal(before[k], v) for k, v in ckpt["state"]["actor"].items())
+    assert json.loads((tmp_path / "config.json").read_text())["algorithm"]["vision_memory"] == "gru"
+    # resume through the one entry point: new episodes (the worker games cannot be saved), the same network
     resumed = train(out=tmp_path, resume=True, iterations=3, progress=False)
-    assert resumed.iteration == 3 and resumed.net.arch == "gru"
+    assert resumed.iteration == 3 and resumed.actor.arch == "gru"
     assert [r["iteration"] for r in rows(tmp_path / "metrics.csv")] == ["1", "2", "3"]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["iteration"] == 3
 
 
-def test_transformer_training_step_runs(tmp_path):
-    cfg = preset("commons_harvest_open", batch_size=1, max_steps=4, iterations=1, device="cpu", ppo_epochs=1,
-                 tensorboard=False, env_kwargs={"max_steps": 3})
-    trainer = train_commons_harvest(cfg, tmp_path, progress=False, network=TINY)
-    assert trainer.iteration == 1 and trainer.net.arch == "transformer"
-    assert trainer.memory[0].shape == (7, TINY["context"] - 1, 88, 88, 3)
+def test_transformer_training_step_runs_and_adalign_trains_the_value_head_too(tmp_path):
+    trainer = train(tiny(num_games=1, iterations=1, ppo_epochs=1, max_steps=3), tmp_path / "p", progress=False)
+    assert trainer.iteration == 1 and trainer.actor.arch == "transformer"
+    assert trainer.rollouts.memory[0].shape == (7, TINY["context"] - 1, 88, 88, 3)
+    cfg = make_config("commons_harvest_open", algo="adalign", num_games=1, iterations=1, max_steps=3, rollout_steps=4,
+                      device="cpu", tensorboard=False, **TINY_CONFIG)
+    trainer = train(cfg, tmp_path / "a", progress=False)
+    row = rows(tmp_path / "a" / "metrics.csv")[0]
+    assert float(row["train/critic_loss"]) >= 0 and float(row["train/loss_aa"]) == float(row["train/loss_aa"])
+
+
+def test_image_games_refuse_what_their_network_cannot_do():
+    with pytest.raises(ValueError, match="critic_warmup.*value head"):
+        tiny(critic_warmup=2)
+    with pytest.raises(ValueError, match="self_play_prob.*value head"):
+        tiny(self_play_prob=0.5)
+    with pytest.raises(ValueError, match="hidden.*divisible by vision_heads"):
+        tiny(hidden=10, vision_heads=4)
+    with pytest.raises(ValueError, match="vision_memory"):
+        tiny(vision_memory="lstm")
 
 
 # -- a checkpoint as a player -------------------------------------------------------------
-CLI_NETWORK = dict(arch="transformer", width=16, layers=1, heads=2, context=3)
+CLI_NETWORK = dict(vision_memory="transformer", hidden=16, vision_layers=1, vision_heads=2, vision_context=3)
 
 
 @pytest.fixture(scope="module")
@@ -134,36 +162,25 @@ def ch_run(tmp_path_factory):
     from trainers.__main__ import main
 
     out = tmp_path_factory.mktemp("ch_run")
-    network = [x for k, v in CLI_NETWORK.items() for x in (f"--network-{k}", str(v))]
-    rc = main(["train", "--env", "commons_harvest_open", *network, "--batch-size", "1", "--max-steps", "2",
+    network = [x for k, v in CLI_NETWORK.items() for x in ("--" + k.replace("_", "-"), str(v))]
+    rc = main(["train", "--env", "commons_harvest_open", *network, "--num-games", "1", "--rollout-steps", "2",
                "--iterations", "1", "--ppo-epochs", "1", "--device", "cpu", "--no-tensorboard", "--no-progress",
-               "--env-kwargs", '{"max_steps": 3}', "--out", str(out)])
+               "--max-steps", "3", "--out", str(out)])
     assert rc == 0
     return out
 
 
 def test_network_options_of_the_command_line_are_saved_and_rebuilt(ch_run):
-    from trainers.checkpoint import load_policy
-    from trainers.commons_harvest import DEFAULT_NETWORK, NETWORK_FIELDS, CommonsHarvestPolicy
-    from trainers.config import TrainConfig
-
-    defaults = TrainConfig()
-    assert {k: getattr(defaults, f) for k, f in NETWORK_FIELDS.items()} == {k: DEFAULT_NETWORK[k]
-                                                                            for k in NETWORK_FIELDS}
-    cfg = TrainConfig.load(ch_run / "config.json")
-    assert {k: getattr(cfg, f) for k, f in NETWORK_FIELDS.items()} == CLI_NETWORK
+    saved = json.loads((ch_run / "config.json").read_text())["algorithm"]
+    assert {k: saved[k] for k in CLI_NETWORK} == CLI_NETWORK
     ckpt = torch.load(ch_run / "checkpoint.pt", weights_only=False)
-    assert {k: ckpt["network"][k] for k in CLI_NETWORK} == CLI_NETWORK and ckpt["obs_shape"] == [88, 88, 3]
-    policy = load_policy(ch_run / "checkpoint.pt")
-    assert isinstance(policy, CommonsHarvestPolicy)
+    assert {k: ckpt["config"]["algorithm"][k] for k in CLI_NETWORK} == CLI_NETWORK
+    policy = load_player(ch_run / "checkpoint.pt")
+    assert isinstance(policy, AgentPolicy) and policy.obs_shape == (88, 88, 3)
     assert policy.net.arch == "transformer" and policy.net.width == 16 and policy.net.context == 3
     assert len(policy.net.core.layers) == 1 and policy.net.core.layers[0].heads == 2
-    for k, v in ckpt["model"].items():
+    for k, v in ckpt["state"]["actor"].items():
         torch.testing.assert_close(policy.net.state_dict()[k], v)
-    with pytest.raises(ValueError, match="network_width.*divisible by network_heads"):
-        TrainConfig(network_width=10, network_heads=4).validate()
-    with pytest.raises(ValueError, match="network_arch"):
-        TrainConfig(network_arch="lstm").validate()
 
 
 def test_checkpoint_plays_the_gymnasium_view_as_the_opponent(ch_run):
@@ -173,12 +190,10 @@ def test_checkpoint_plays_the_gymnasium_view_as_the_opponent(ch_run):
         ObsFormat,
         resolve_commons_harvest_player,
     )
-    from trainers.commons_harvest import CommonsHarvestPolicy
-
     path = str(ch_run / "checkpoint.pt")
     env = CommonsHarvestSingleAgentEnv(opponent=path, max_steps=3)
     try:
-        assert isinstance(env.opponent, CommonsHarvestPolicy) and env.opponent.name == f"proximal_adalign:{ch_run.name}"
+        assert isinstance(env.opponent, AgentPolicy) and env.opponent.name == f"proximal_adalign:{ch_run.name}"
         first, _ = env.reset(seed=0)
         assert first.shape == (88, 88, 3)
         for t in range(3):
@@ -227,7 +242,7 @@ def test_checkpoint_plays_the_focal_seats_of_a_scenario(ch_run, monkeypatch):
             pass
 
     stand_ins = []
-    monkeypatch.setattr(ch, "_missing_bots", lambda scenario: [])
+    monkeypatch.setattr(ch.scenarios, "_missing_bots", lambda scenario: [])  # where evaluate_scenario looks it up
     build = lambda name: stand_ins.append(StandIn()) or stand_ins[-1]  # noqa: E731
     monkeypatch.setattr(ch.import_meltingpot().scenario, "build", build)
     result = ch.evaluate_scenario(str(ch_run / "checkpoint.pt"), "commons_harvest__open_0", episodes=1, seed=0)
@@ -238,11 +253,10 @@ def test_checkpoint_plays_the_focal_seats_of_a_scenario(ch_run, monkeypatch):
 def test_a_checkpoint_of_another_game_is_an_error_naming_both_games(ch_run, tmp_path):
     import social_dilemmas
     from social_dilemmas.commons_harvest import CommonsHarvestSpec, resolve_commons_harvest_player
-    from trainers.adalign import train
-    from trainers.checkpoint import load_policy
 
+    load_policy = load_player
     ipd_path = tmp_path / "checkpoint.pt"
-    train(preset("ipd", batch_size=8, iterations=1, device="cpu", tensorboard=False), tmp_path, progress=False)
+    train(make_config("ipd", num_games=8, iterations=1, device="cpu", tensorboard=False), tmp_path, progress=False)
     with pytest.raises(ValueError, match="holds an agent for ipd, not for commons_harvest_open"):
         load_policy(ipd_path, CommonsHarvestSpec())
     with pytest.raises(ValueError, match="holds an agent for ipd, not for commons_harvest_open"):
@@ -254,8 +268,7 @@ def test_a_checkpoint_of_another_game_is_an_error_naming_both_games(ch_run, tmp_
 
 
 def test_greedy_player_is_deterministic_and_sampling_follows_the_generator(ch_run):
-    from trainers.checkpoint import load_policy
-
+    load_policy = load_player
     o = obs(4, 5)
     greedy = load_policy(ch_run / "checkpoint.pt", greedy=True)
     runs = []
@@ -264,7 +277,7 @@ def test_greedy_player_is_deterministic_and_sampling_follows_the_generator(ch_ru
         runs.append(torch.stack([greedy.act(o[:, t]) for t in range(5)]))
     assert torch.equal(runs[0], runs[1]) and runs[0].dtype == torch.int64 and runs[0].shape == (5, 4)
     greedy.reset(4)
-    assert torch.equal(torch.stack([greedy.logits(o[:, t]).argmax(-1) for t in range(5)]), runs[0])
+    assert torch.equal(torch.stack([greedy.distribution(o[:, t]).logits.argmax(-1) for t in range(5)]), runs[0])
     sampler = load_policy(ch_run / "checkpoint.pt")
     runs = []
     for _ in range(2):
@@ -276,48 +289,66 @@ def test_greedy_player_is_deterministic_and_sampling_follows_the_generator(ch_ru
 @pytest.mark.parametrize("arch", ARCHS)
 @torch.no_grad()
 def test_player_gives_the_training_pass_distribution_across_resets(arch):
-    from trainers.commons_harvest import CommonsHarvestPolicy
-
     model = net(arch)
     M, T = 3, 7
     o = obs(M, T)
     starts = torch.zeros(M, T, dtype=torch.bool)
     starts[:, 0] = True
     starts[1, 3] = starts[2, 5] = True  # games reset mid-way
-    expected, _ = model.forward_chunk(model.initial_memory(M, "cpu"), o, starts)
-    policy = CommonsHarvestPolicy(model)
+    expected = logits_of(model, model.initial_memory(M, "cpu"), o, starts)
+    policy = AgentPolicy(model, obs_shape=(88, 88, 3))
     policy.reset(M)
     for t in range(T):
         if t:
             policy.reset_envs(starts[:, t])  # outside inference mode, after an act inside it
         with torch.inference_mode():
-            logits = policy.logits(o[:, t])
+            logits = policy.distribution(o[:, t]).logits
         torch.testing.assert_close(logits, expected[:, t], atol=1e-5, rtol=1e-4)
 
 
 def test_player_from_the_checkpoint_gives_the_trainer_rollout_distribution(ch_run):
-    """The trainer's own rollout (memory across chunks, an episode end inside) with the
-    checkpoint's weights: the player gives the log-probabilities it recorded."""
-    from trainers.checkpoint import load_policy
-    from trainers.commons_harvest import CommonsHarvestTrainer
-    from trainers.config import TrainConfig
+    """The trainer's own rollouts (memory across chunks, an episode end inside) with the
+    checkpoint's weights: the player gives the log-probabilities they recorded."""
+    from trainers.algorithms.proximal_adalign import ProximalAdAlign
+    from trainers.presets import load_config
 
     ckpt = torch.load(ch_run / "checkpoint.pt", weights_only=False)
-    trainer = CommonsHarvestTrainer(TrainConfig.load(ch_run / "config.json"))  # chunks of 2 steps, episodes of 3
+    trainer = ProximalAdAlign(load_config(ch_run / "config.json"))  # rollouts of 2 steps, episodes of 3
     try:
-        trainer.net.load_state_dict(ckpt["model"])
-        batches = [trainer.rollout() for _ in range(2)]
+        trainer.actor.load_state_dict(ckpt["state"]["actor"])
+        batches = [trainer.rollouts.collect() for _ in range(2)]
     finally:
         trainer.close()
-    policy = load_policy(ch_run / "checkpoint.pt")
-    policy.reset(trainer.M)
+    policy = load_player(ch_run / "checkpoint.pt")
+    policy.reset(batches[0].obs.shape[0])
     seen_reset = False
     for i, batch in enumerate(batches):
-        for t in range(batch["obs"].shape[1]):
+        for t in range(batch.obs.shape[1]):
             if i or t:
-                policy.reset_envs(batch["starts"][:, t])
-                seen_reset |= bool(batch["starts"][:, t].any())
-            logp = torch.log_softmax(policy.logits(batch["obs"][:, t]), -1)
-            taken = logp.gather(-1, batch["actions"][:, t, None]).squeeze(-1)
-            torch.testing.assert_close(taken, batch["log_probs"][:, t], atol=1e-5, rtol=1e-4)
+                policy.reset_envs(batch.starts[:, t])
+                seen_reset |= bool(batch.starts[:, t].any())
+            taken = policy.distribution(batch.obs[:, t]).log_prob(batch.actions[:, t])
+            torch.testing.assert_close(taken, batch.log_probs[:, t], atol=1e-5, rtol=1e-4)
     assert seen_reset
+
+
+def test_a_checkpoint_of_the_first_trainers_plays_as_it_did():
+    """tests/data/legacy/commons_harvest: written by the first trainers (format 1, a GRU
+    network on 44-pixel images); the player gives the probabilities and samples that code gave."""
+    from social_dilemmas.commons_harvest import CommonsHarvestSpec, ObsFormat
+
+    legacy = Path(__file__).parent / "data" / "legacy"
+    expected = json.loads((legacy / "expected.json").read_text())["commons_harvest"]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):  # the IPD probes drew four rounds from the same generator first
+        torch.randint(0, 4, (5,), generator=g)
+    o = [torch.randint(0, 256, (3, 44, 44, 3), generator=g, dtype=torch.uint8) for _ in range(3)]
+    game = CommonsHarvestSpec(3, ObsFormat(44))
+    policy = load_player(legacy / "commons_harvest" / "checkpoint.pt", game)
+    assert policy.net.arch == "gru" and policy.obs_shape == (44, 44, 3)
+    policy.reset(3)
+    for x, probs in zip(o, expected["probs"]):
+        torch.testing.assert_close(policy.distribution(x).probs, torch.tensor(probs), atol=1e-5, rtol=1e-4)
+    sampler = load_player(legacy / "commons_harvest" / "checkpoint.pt", game)
+    sampler.reset(3, "cpu", torch.Generator().manual_seed(5))
+    assert [sampler.act(x).tolist() for x in o] == expected["sampled"]

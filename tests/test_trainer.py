@@ -1,4 +1,4 @@
-"""The training loop, the command line, checkpoints and resuming."""
+"""AdAlign and Proximal AdAlign through the training core: the loop, the command line, checkpoints and resuming."""
 
 from __future__ import annotations
 
@@ -13,17 +13,25 @@ import torch
 
 import social_dilemmas
 from social_dilemmas.policies import resolve_player
-from trainers.adalign import Trainer, TrainingDiverged, train
-from trainers.checkpoint import AgentPolicy, load_policy
-from trainers.config import TrainConfig, field_docs, preset
+from trainers import algorithms, train
+from trainers.algorithms.adalign import AdAlign
+from trainers.common import TrainingDiverged
+from trainers.config import Config
+from trainers.players import load_player as load_policy
+from trainers.policy import AgentPolicy
+from trainers.presets import make_config
 
-TINY = dict(batch_size=16, iterations=3, hidden=16, tensorboard=False, save_every=2)
+TINY = dict(num_games=16, iterations=3, hidden=16, tensorboard=False, save_every=2)
 ENVS = ("ipd", "coin_game", "negotiation")
 
 
-def tiny(env: str, algo: str = "adalign", **kw) -> TrainConfig:
+def tiny(env: str, algo: str = "adalign", **kw) -> Config:
     max_steps = {"ipd": 8, "coin_game": 10, "negotiation": 6}[env]
-    return preset(env, **{"algo": algo, "max_steps": max_steps, **TINY, **kw})
+    return make_config(env, **{"algo": algo, "max_steps": max_steps, **TINY, **kw})
+
+
+def Trainer(cfg: Config):  # noqa: N802  (the run object of the configured algorithm, without a run folder)
+    return algorithms.get(cfg.run.algo)(cfg)
 
 
 def read_metrics(path) -> list[dict[str, str]]:
@@ -38,7 +46,7 @@ def test_short_training_run_writes_outputs_and_changes_the_policy(tmp_path, env,
     before = Trainer(cfg).actor.state_dict()
     trainer = train(cfg, tmp_path, progress=False)
     assert trainer.iteration == 3
-    assert json.loads((tmp_path / "config.json").read_text())["algo"] == algo
+    assert json.loads((tmp_path / "config.json").read_text())["run"]["algo"] == algo
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
     for r in rows:
@@ -114,7 +122,7 @@ def test_periodic_evaluation_logs_scripted_matches_without_changing_training(tmp
         assert -1.0 <= float(r["eval/exploitation"]) <= 2.0
         assert {"eval/vs_always_defect", "eval/always_cooperate_gets", "time/eval_s"} <= {k for k, v in r.items() if v}
     # the evaluation is the one scripted_evaluation gives for the saved actor
-    from trainers.league import scripted_evaluation
+    from trainers.evaluation.scripted import scripted_evaluation
 
     again = scripted_evaluation(evaluated.game, lambda seat: load_policy(tmp_path / "eval" / "checkpoint.pt"),
                                 games=8, seed=0)
@@ -122,33 +130,69 @@ def test_periodic_evaluation_logs_scripted_matches_without_changing_training(tmp
 
 
 def test_bad_config_names_the_field_and_allowed_values():
-    with pytest.raises(ValueError, match="algo.*adalign"):
-        TrainConfig(algo="reinforce").validate()
+    with pytest.raises(ValueError, match="algo = 'reinforce' is invalid.*adalign"):
+        make_config("ipd", algo="reinforce")
     with pytest.raises(ValueError, match="sign_masks.*cooperative"):
-        TrainConfig(sign_masks=["friendly"]).validate()
-    with pytest.raises(ValueError, match="batch_size"):
-        TrainConfig(batch_size=0).validate()
+        make_config("ipd", sign_masks=["friendly"])
+    with pytest.raises(ValueError, match="num_games"):
+        make_config("ipd", num_games=0)
     with pytest.raises(ValueError, match="env"):
-        preset("chess")
+        make_config("chess")
     with pytest.raises(ValueError, match="eval_every.*scripted players exist for ipd, coin_game, negotiation"):
-        preset("commons_harvest_open", eval_every=10)
+        make_config("commons_harvest_open", eval_every=10)
     with pytest.raises(ValueError, match="eval_games = 0 is invalid: must be an integer >= 1"):
-        preset("ipd", eval_games=0)
+        make_config("ipd", eval_games=0)
+    for name in ("actor_lr", "beta", "entropy_coef"):
+        with pytest.raises(ValueError, match=f"{name} = inf is invalid: must be a finite number"):
+            make_config("ipd", **{name: float("inf")})
+    with pytest.raises(ValueError, match="'lr' is not a setting of the run or of adalign.*actor_lr"):
+        make_config("ipd", lr=1e-3)  # PPO's name: every name belongs to one section
+    with pytest.raises(ValueError, match="env_kwargs.*max_steps"):
+        make_config("coin_game", env_kwargs={"max_steps": 4})  # the episode length is max_steps, never both
 
 
-def test_every_config_field_has_a_docstring():
-    docs = field_docs()
+def _field_docstrings(cls) -> dict[str, str]:
+    """The docstring under each field of a dataclass and of its bases."""
+    import ast
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+@pytest.mark.parametrize("algo", algorithms.names())
+def test_every_config_field_has_a_docstring_that_the_cli_shows(algo, capsys):
     import dataclasses
 
-    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(docs)
-    assert all(len(d) > 10 for d in docs.values())
+    from trainers.__main__ import main
+    from trainers.config import RunConfig
+
+    section = algorithms.get(algo).Config
+    for cls in (RunConfig, section):
+        docs = _field_docstrings(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert names == set(docs), names ^ set(docs)
+        assert all(len(d) > 10 for d in docs.values())
+    assert main(["train", "--algo", algo, "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in {f.name for f in dataclasses.fields(section)}:
+        assert "--" + name.replace("_", "-") in shown, name
 
 
 def test_presets_follow_the_spec_table():
-    ipd, coin, neg = preset("ipd"), preset("coin_game"), preset("negotiation")
-    assert (ipd.batch_size, ipd.gamma, ipd.beta, ipd.entropy_coef) == (2048, 0.9, 0.3, 0.15)
-    assert (coin.batch_size, coin.max_steps, coin.gamma, coin.grad_clip) == (512, 50, 0.96, 10.0)
-    assert (neg.batch_size, neg.beta, neg.trajectory_replay) == (16384, 3.0, 0.05)
+    ipd, coin, neg = make_config("ipd"), make_config("coin_game"), make_config("negotiation")
+    assert (ipd.run.num_games, ipd.algorithm.gamma, ipd.algorithm.beta, ipd.algorithm.entropy_coef) == (2048, 0.9, 0.3, 0.15)
+    assert (coin.run.num_games, coin.run.max_steps, coin.algorithm.gamma, coin.algorithm.grad_clip) == (512, 50, 0.96, 10.0)
+    assert (neg.run.num_games, neg.algorithm.beta, neg.algorithm.trajectory_replay) == (16384, 3.0, 0.05)
+    ch = make_config("commons_harvest_open")  # Proximal AdAlign on rollouts of 15 steps of 1000-step episodes
+    assert (ch.run.algo, ch.run.max_steps, ch.run.rollout_steps, ch.run.time_limit) == ("proximal_adalign", 1000, 15, "bootstrap")
+    assert (ch.algorithm.hidden, ch.algorithm.vision_memory, ch.algorithm.clip_eps) == (192, "transformer", 0.1)
 
 
 def test_checkpoint_is_a_player_for_league_recorder_and_gymnasium(tmp_path):
@@ -190,7 +234,7 @@ def test_cli_help_explains_every_option():
 def test_cli_trains_and_measures_cooperation(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "trainers", "train", "--env", "ipd", "--algo", "adalign", "--seed", "1",
-           "--iterations", "2", "--batch-size", "8", "--hidden", "8", "--no-tensorboard", "--no-progress",
+           "--iterations", "2", "--num-games", "8", "--hidden", "8", "--no-tensorboard", "--no-progress",
            "--device", "cpu", "--out", str(run)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     assert (run / "checkpoint.pt").exists() and (run / "metrics.csv").exists()
@@ -221,10 +265,10 @@ def test_cuda_device_is_refused_without_cuda():
 @pytest.mark.parametrize("env", ENVS)
 def test_training_on_cuda_keeps_everything_on_the_device(tmp_path, env):
     trainer = train(tiny(env, device="cuda"), tmp_path, progress=False)
-    assert trainer.obs.is_cuda and next(trainer.actor.parameters()).is_cuda
+    assert trainer.rollouts.obs.is_cuda and next(trainer.actor.parameters()).is_cuda
     policy = load_policy(tmp_path / "checkpoint.pt", device="cuda")
     policy.reset(3, "cuda")
-    assert policy.act(trainer.obs[:3, 0]).is_cuda
+    assert policy.act(trainer.rollouts.obs[:3]).is_cuda
 
 
 def test_tensorboard_logs_are_written(tmp_path):
@@ -233,25 +277,44 @@ def test_tensorboard_logs_are_written(tmp_path):
     assert events and events[0].stat().st_size > 0
 
 
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_actor_steps_give_the_sequence_pass_also_across_episode_starts(recurrent):
+    from trainers.networks.recurrent import Actor
+
+    torch.manual_seed(0)
+    actor = Actor(4, 16, n_actions=2, recurrent=recurrent)
+    obs = torch.eye(4)[torch.randint(0, 4, (6, 9))]
+    starts = torch.zeros(6, 9, dtype=torch.bool)
+    starts[:, 0] = starts[2, 4] = starts[5, 7] = True  # two games start a new episode mid-way
+    memory = actor.initial_memory(6, "cpu")
+    seq, _ = actor.forward_sequence(memory, obs, starts)
+    state = actor.begin(memory)
+    for t in range(9):
+        dist, value, state = actor.step(state, obs[:, t], starts[:, t])
+        assert value is None and torch.allclose(dist.logits, seq.logits[:, t], atol=1e-6)
+    # an episode start clears the memory: the restarted rows match fresh episodes of their tails
+    fresh, _ = actor.forward_sequence(actor.initial_memory(1, "cpu"), obs[2:3, 4:], starts[2:3, 4:])
+    assert torch.allclose(fresh.logits[0], seq.logits[2, 4:], atol=1e-6)
+
+
 def test_feed_forward_actor_sees_the_current_round_and_whether_the_episode_started():
-    from trainers.networks import Actor
+    from trainers.networks.recurrent import Actor
 
     torch.manual_seed(0)
     actor = Actor(4, 16, n_actions=2, recurrent=False)
     obs = torch.eye(4)[torch.randint(0, 4, (6, 9))]  # [6 games, 9 steps, 4]
     obs[:, 0] = 0.0  # no previous round at the first step
-    seq, _ = actor(obs)
-    h = actor.initial_state(6, "cpu")
-    for t in range(9):
-        dist, h = actor.step(obs[:, t], h)
-        assert torch.allclose(dist.logits, seq.logits[:, t], atol=1e-6)
+    starts = torch.zeros(6, 9, dtype=torch.bool)
+    starts[:, 0] = True
+    seq, _ = actor.forward_sequence(actor.initial_memory(6, "cpu"), obs, starts)
     # after the first step the output depends on the current observation only
     flat_obs, flat_logits = obs[:, 1:].reshape(-1, 4), seq.logits[:, 1:].reshape(-1, 2)
     for k in range(4):
         rows = flat_obs[:, k] == 1
         assert torch.allclose(flat_logits[rows], flat_logits[rows][:1].expand(int(rows.sum()), 2), atol=1e-6)
     # the first step has an input of its own: an all-zero observation later in the episode differs
-    later, _ = actor(torch.zeros(1, 2, 4))
+    first = torch.tensor([[True, False]])
+    later, _ = actor.forward_sequence(actor.initial_memory(1, "cpu"), torch.zeros(1, 2, 4), first)
     assert not torch.allclose(later.logits[0, 0], later.logits[0, 1])
 
 
@@ -262,7 +325,7 @@ def test_anneal_lr_decays_the_actor_learning_rate_linearly_to_zero():
         trainer.train_step()
         seen.append(trainer.actor_opt.param_groups[0]["lr"])
     assert seen == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
-    assert trainer.critic_opt.param_groups[0]["lr"] == pytest.approx(trainer.cfg.critic_lr)
+    assert trainer.critic.opt.param_groups[0]["lr"] == pytest.approx(trainer.cfg.critic_lr)
 
 
 def test_alignment_warmup_trains_the_plain_learner_first_then_turns_the_term_on():
@@ -274,25 +337,26 @@ def test_alignment_warmup_trains_the_plain_learner_first_then_turns_the_term_on(
         same = all(torch.equal(v, plain.actor.state_dict()[k]) for k, v in warm.actor.state_dict().items())
         assert same == (update < 2), f"update {update + 1}"
     with pytest.raises(ValueError, match="alignment_warmup.*>= 0"):
-        TrainConfig(alignment_warmup=-1).validate()
+        make_config("coin_game", alignment_warmup=-1)
 
 
 def test_fast_ipd_preset_resumes_exactly_after_an_interruption_and_is_a_player(tmp_path, monkeypatch):
-    kw = dict(fast=True, max_steps=8, batch_size=16, hidden=16, tensorboard=False, snapshot_every=1, critic_warmup=1)
-    cfg = preset("ipd", iterations=4, save_every=2, **kw)
-    assert not cfg.actor_recurrent and cfg.anneal_lr and cfg.self_play_prob == 0.5
+    kw = dict(fast=True, max_steps=8, num_games=16, hidden=16, tensorboard=False, snapshot_every=1, critic_warmup=1)
+    cfg = make_config("ipd", iterations=4, save_every=2, **kw)
+    section = cfg.algorithm
+    assert not section.actor_recurrent and section.anneal_lr and section.self_play_prob == 0.5
     full = train(cfg, tmp_path / "full", progress=False)
-    real_step = Trainer.train_step
+    real_step = AdAlign.train_step
 
     def interrupted(self):  # Ctrl-C during the third update, after the checkpoint of the second
         if self.iteration == 2:
             raise KeyboardInterrupt
         return real_step(self)
 
-    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    monkeypatch.setattr(AdAlign, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(preset("ipd", iterations=4, save_every=2, **kw), tmp_path / "split", progress=False)
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+        train(make_config("ipd", iterations=4, save_every=2, **kw), tmp_path / "split", progress=False)
+    monkeypatch.setattr(AdAlign, "train_step", real_step)
     resumed = train(out=tmp_path / "split", resume=True, progress=False)  # the lr schedule continues where it was
     assert resumed.iteration == 4
     for k, v in full.actor.state_dict().items():
@@ -306,11 +370,12 @@ def test_fast_ipd_preset_resumes_exactly_after_an_interruption_and_is_a_player(t
 def test_cli_fast_flag_uses_the_cpu_preset_and_is_refused_where_it_does_not_apply(tmp_path):
     run = tmp_path / "run"
     base = [sys.executable, "-m", "trainers", "train", "--no-tensorboard", "--no-progress", "--device", "cpu"]
-    subprocess.run(base + ["--env", "ipd", "--fast", "--iterations", "1", "--batch-size", "8", "--hidden", "8",
+    subprocess.run(base + ["--env", "ipd", "--fast", "--iterations", "1", "--num-games", "8", "--hidden", "8",
                            "--out", str(run)], check=True, capture_output=True, text=True)
     saved = json.loads((run / "config.json").read_text())
-    assert saved["actor_recurrent"] is False and saved["anneal_lr"] is True and saved["beta"] == 3.0
-    assert saved["batch_size"] == 8  # an option given on the command line wins over the preset
+    section = saved["algorithm"]
+    assert section["actor_recurrent"] is False and section["anneal_lr"] is True and section["beta"] == 3.0
+    assert saved["run"]["num_games"] == 8  # an option given on the command line wins over the preset
     for extra in (["--env", "commons_harvest_open"], ["--env", "ipd", "--algo", "ppo"]):
         res = subprocess.run(base + extra + ["--fast", "--out", str(tmp_path / "x")], capture_output=True, text=True)
         assert res.returncode == 2 and "--fast" in res.stderr
@@ -333,7 +398,7 @@ def test_cli_threads_option_sets_torchs_cpu_threads(tmp_path):
 
     before = torch.get_num_threads()
     try:
-        code = main(["train", "--env", "ipd", "--iterations", "1", "--batch-size", "8", "--hidden", "8",
+        code = main(["train", "--env", "ipd", "--iterations", "1", "--num-games", "8", "--hidden", "8",
                      "--no-tensorboard", "--no-progress", "--device", "cpu", "--threads", "1", "--out", str(tmp_path / "r")])
         assert code == 0 and torch.get_num_threads() == 1
         assert main(["train", "--env", "ipd", "--threads", "0", "--out", str(tmp_path / "x")]) == 2
@@ -344,7 +409,7 @@ def test_cli_threads_option_sets_torchs_cpu_threads(tmp_path):
 def test_importing_the_trainers_does_not_import_tensorflow():
     # SB3 imports TensorBoard, which imported TensorFlow when installed (Melting Pot brings it):
     # 5 s and a screen of log lines in every process
-    code = "import sys, trainers.sb3, trainers.adalign; print('tensorflow' in sys.modules)"
+    code = "import sys, trainers.sb3_bridge, trainers.algorithms.ppo, trainers.algorithms.adalign; print('tensorflow' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False" and "cuda drivers" not in proc.stderr

@@ -3,159 +3,262 @@
     python -m trainers train --env ipd --algo adalign --seed 0 --iterations 500 --out runs/ipd
     python -m trainers train --env ipd --fast --iterations 200 --out runs/ipd-fast   # CPU preset: tit-for-tat in ~1 min
     python -m trainers train --resume runs/ipd [--iterations 1000]
-    python -m trainers cooperation --agent runs/ipd/checkpoint.pt --out runs/ipd/cooperation
     python -m trainers train --env negotiation --algo ppo_shared_reward --out runs/neg-ppo-sr   # SB3 baselines
+    python -m trainers cooperation --agent runs/ipd/checkpoint.pt --out runs/ipd/cooperation
     python -m trainers league --env ipd --players always_defect tit_for_tat "runs/ipd-s*/checkpoint.pt" --out runs/league
+    python -m trainers algorithms                                                     # the registered algorithms
 
-Every field of the training configuration is an option (``train --help`` lists them with
-their meaning); options not given take the preset of the chosen game (SPEC section 7).
+Every field of the configuration is an option of ``train`` (``train --help`` lists them
+with their meaning, under the run's options and the algorithm's); options not given take
+the preset of the chosen game and algorithm (SPEC section 7), so ``--env coin_game --help``
+shows the Coin Game's values. The command line is made by tyro from the configuration's
+dataclasses and their field docstrings.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Annotated, Any
 
-from trainers.config import add_config_arguments, config_from_args
+import tyro
+from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec
 
+__all__ = ["main"]
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainers", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+USAGE = """usage: python -m trainers {train,cooperation,league,algorithms} [OPTIONS]
 
-    p = sub.add_parser("train", help="train an agent", description="Train an agent; options default to the game's preset.")
-    p.add_argument("--out", default=None, help="run folder for config.json, metrics.csv, tb/ and checkpoint.pt "
-                   "(model.zip for ppo and ppo_shared_reward; default runs/ENV-ALGO-sSEED)")
-    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR exactly where it stopped")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads of torch (default: torch's own choice); 1 is much faster on a machine "
-                   "busy with other jobs, where threads fight over the cores")
-    p.add_argument("--fast", action="store_true",
-                   help="start from the game's CPU preset (trainers.config.FAST) instead of the paper's: the IPD "
-                   "(memory-one actor, beta 3, agent replay, annealed actor lr; tit-for-tat in about a minute) "
-                   "the Coin Game (fast critic, 150 selfish warm-up updates, beta 1; reciprocity in 2000 updates) "
-                   "and the Negotiation (fast critic, memory-one actor, beta 10, 256 games; about 4 minutes)")
-    p.add_argument("--independent", action="store_true",
-                   help="ppo, ppo_shared_reward: one model per seat, stepped in lockstep (default: one shared network)")
-    p.add_argument("--time-limit", default="terminate", choices=("terminate", "bootstrap"),
-                   help="ppo, ppo_shared_reward: the end of an episode at max_steps is a termination (default) or a "
-                   "time-limit truncation that SB3 bootstraps from the last observation's value")
-    add_config_arguments(p)
+  train         train an agent (every option: python -m trainers train --help)
+  cooperation   P(cooperate | previous round) of an IPD agent in self-play (Fig. 1b)
+  league        play every player against every player: table, league.csv, heatmap
+  algorithms    list the algorithms --algo accepts
+"""
 
-    c = sub.add_parser("cooperation", help="P(cooperate | previous round) of an IPD agent in self-play (Fig. 1b)")
-    c.add_argument("--agent", required=True, help="trainer checkpoint (DIR/checkpoint.pt)")
-    c.add_argument("--out", required=True, help="folder for cooperation.csv and cooperation.png")
-    c.add_argument("--games", type=int, default=1024, help="self-play games to average over")
-    c.add_argument("--seed", type=int, default=0)
-
-    lg = sub.add_parser("league", help="cross-play every player against every player: table, league.csv, heatmap",
-                        description="Play every ordered pair of players (scripted names, .pt checkpoints, .zip SB3 "
-                        "models, or quoted globs of several seeds, optionally NAME=SPEC) and write DIR/league.csv, "
-                        "DIR/league.png and DIR/league.json.")
-    lg.add_argument("--env", required=True, help="game: ipd, coin_game, negotiation")
-    lg.add_argument("--players", required=True, nargs="+", metavar="PLAYER")
-    lg.add_argument("--seeds", type=int, default=3, help="instances per player: glob matches, or seeds of a scripted player")
-    lg.add_argument("--episodes", type=int, default=32, help="games per pair of instances")
-    lg.add_argument("--out", required=True, help="folder for league.csv, league.png and league.json")
-    lg.add_argument("--seed", type=int, default=0, help="base seed of the games")
-    lg.add_argument("--device", default="cpu")
-    lg.add_argument("--focal", type=int, default=None,
-                    help="games of more than two players: seats of the row (focal) player (default n_players - 2)")
-    lg.add_argument("--greedy", action="store_true", help="trained players play their most likely action")
-    lg.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
-                    help='arguments of the game\'s constructor, e.g. \'{"max_steps": 16}\'')
-    lg.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
+_registry = ConstructorRegistry()
 
 
-def _sb3_run(args: argparse.Namespace) -> bool:
-    """Whether a ``train`` command is for the SB3 baselines (its algo, or the resumed run's)."""
-    sb3_algos = ("ppo", "ppo_shared_reward")  # trainers.sb3.SB3_ALGOS, without importing SB3 here
-    if args.resume:
-        path = Path(args.resume) / "config.json"
-        return path.exists() and json.loads(path.read_text()).get("algo") in sb3_algos
-    return args.algo in sb3_algos
+@_registry.primitive_rule
+def _json_objects(type_info: Any) -> PrimitiveConstructorSpec | None:
+    """Dictionaries (``env_kwargs``) are given as one JSON object on the command line."""
+    if type_info.type is not dict and getattr(type_info.type, "__origin__", None) is not dict:
+        return None
+
+    def parse(args: list[str]) -> dict:
+        try:
+            value = json.loads(args[0])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON ({e}): {args[0]!r}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object such as '{{\"size\": 3}}', got {args[0]!r}")
+        return value
+
+    return PrimitiveConstructorSpec(nargs=1, metavar="JSON", instance_from_str=parse,
+                                    is_instance=lambda x: isinstance(x, dict), str_from_instance=lambda x: [json.dumps(x)])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    threads = getattr(args, "threads", None)
-    if threads is not None:
-        if threads < 1:
-            print(f"error: --threads must be an integer >= 1, got {threads}", file=sys.stderr)
+def _arg(kind: Any, help: str, flag: bool = False) -> Any:
+    markers = [tyro.conf.arg(help=help)] + ([tyro.conf.FlagCreatePairsOff] if flag else [])
+    return Annotated[(kind, *markers)]
+
+
+def _cli(cls: type, argv: list[str], command: str, default: Any = None) -> Any:
+    return tyro.cli(cls, args=argv, default=default, prog=f"python -m trainers {command}", registry=_registry,
+                    description=(cls.__doc__ or "").strip())
+
+
+# -- train --------------------------------------------------------------------------------------------
+def _train_command(section: type) -> type:
+    """The ``train`` command's dataclass: the command's own options, the run's section and the algorithm's."""
+    from trainers.config import RunConfig
+
+    fields = [
+        ("out", _arg(str | None, "run folder for config.json, metrics.csv, tb/ and checkpoint.pt (default runs/ENV-ALGO-sSEED)"),
+         dataclasses.field(default=None)),
+        ("resume", _arg(str | None, "continue the run in this folder exactly where it stopped (options that would change "
+                                    "what it learns are refused)"), dataclasses.field(default=None)),
+        ("fast", _arg(bool, "start from the CPU preset of the game and algorithm (AdAlign: the IPD in about a minute, "
+                            "the Coin Game in 20 minutes, the Negotiation in 4) instead of the paper's", flag=True),
+         dataclasses.field(default=False)),
+        ("threads", _arg(int | None, "CPU threads of torch (default: torch's own choice); 1 is much faster on a machine "
+                                     "busy with other jobs, where threads fight over the cores"),
+         dataclasses.field(default=None)),
+        ("no_progress", _arg(bool, "no progress bar", flag=True), dataclasses.field(default=False)),
+        ("run", Annotated[RunConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=RunConfig)),
+        ("algorithm", Annotated[section, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=section)),
+    ]
+    cls = dataclasses.make_dataclass("TrainCommand", fields)
+    cls.__doc__ = "Train an agent. Options not given take the game's preset for the algorithm (SPEC section 7)."
+    return cls
+
+
+def _pre_parse(argv: list[str]) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    for name in ("--env", "--algo", "--resume"):
+        pre.add_argument(name, default=None)
+    pre.add_argument("--fast", action="store_true")
+    return pre.parse_known_args(argv)[0]
+
+
+def _train(argv: list[str]) -> int:
+    from trainers import algorithms
+    from trainers.common import CheckpointError, TrainingDiverged
+    from trainers.config import Config
+    from trainers.presets import load_config, make_config
+    from trainers.run import train
+
+    first = _pre_parse(argv)
+    try:
+        if first.resume:
+            if first.fast:
+                raise ValueError("--fast starts a new run; a resumed run keeps its config.json")
+            saved_path = Path(first.resume) / "config.json"
+            if not saved_path.exists():
+                raise FileNotFoundError(f"--resume {first.resume}: no config.json there; is this a training run's folder?")
+            base = load_config(saved_path)
+        else:
+            base = make_config(first.env or "ipd", first.algo, fast=first.fast)
+        cls = _train_command(algorithms.get(base.run.algo).Config)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args = _cli(cls, argv, "train", default=cls(run=base.run, algorithm=base.algorithm))
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be an integer >= 1, got {args.threads}", file=sys.stderr)
             return 2
         import torch
 
-        torch.set_num_threads(threads)
-    if args.command == "train" and getattr(args, "fast", False) and (args.resume or _sb3_run(args)):
-        print("error: --fast applies to new adalign and proximal_adalign runs (a resumed run keeps its config.json)",
-              file=sys.stderr)
+        torch.set_num_threads(args.threads)
+    config = Config(args.run, args.algorithm)
+    try:
+        if args.resume:
+            algo = train(config, args.resume, resume=True, progress=not args.no_progress)
+        else:
+            config.validate()
+            out = args.out or f"runs/{config.run.env}-{config.run.algo}-s{config.run.seed}"
+            algo = train(config, out, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.command == "train" and _sb3_run(args):
-        from trainers import sb3
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(f"trained {algo.iteration} updates; run folder: {algo.out}")
+    return 0
 
-        try:
-            if args.resume:
-                run = sb3.train(out=args.resume, resume=True, progress=not args.no_progress, iterations=args.iterations)
-            else:
-                cfg = config_from_args(args)
-                out = args.out or f"runs/{cfg.env}-{cfg.algo}-s{cfg.seed}"
-                run = sb3.train(cfg, out, progress=not args.no_progress, independent=args.independent,
-                                time_limit=args.time_limit)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(f"trained {run.iteration} updates; run folder: {run.out}")
-        return 0
-    if args.command == "league":
-        from trainers.league import format_table, league
 
-        try:
-            result = league(args.env, args.players, args.out, seeds=args.seeds, episodes=args.episodes, seed=args.seed,
-                            device=args.device, focal=args.focal, greedy=args.greedy, progress=not args.no_progress,
-                            env_kwargs=args.env_kwargs)
-        except (ValueError, FileNotFoundError, TypeError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(format_table(result))
-        print(f"wrote {args.out}/league.csv, {args.out}/league.png and {args.out}/league.json")
-        return 0
-    if args.command == "train" and (args.independent or args.time_limit != "terminate"):
-        print("error: --independent and --time-limit apply to --algo ppo and ppo_shared_reward", file=sys.stderr)
-        return 2
-    if args.command == "train":
-        from trainers.adalign import TrainingDiverged, train
+# -- cooperation, league, algorithms ---------------------------------------------------------------------
+@dataclasses.dataclass
+class CooperationCommand:
+    """P(cooperate | previous round) of an IPD agent in self-play (the paper's Fig. 1b): cooperation.csv and .png."""
 
-        try:
-            if args.resume:
-                trainer = train(out=args.resume, resume=True, progress=not args.no_progress,
-                                iterations=args.iterations)
-            else:
-                cfg = config_from_args(args)
-                out = args.out or f"runs/{cfg.env}-{cfg.algo}-s{cfg.seed}"
-                trainer = train(cfg, out, progress=not args.no_progress)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except TrainingDiverged as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 3
-        print(f"trained {trainer.iteration} updates; run folder: {trainer.out}")
-        return 0
-    if args.command == "cooperation":
-        from trainers.cooperation import write_cooperation
+    agent: str
+    """The agent: a trainer checkpoint (DIR/checkpoint.pt)."""
+    out: str
+    """Folder for cooperation.csv and cooperation.png."""
+    games: int = 1024
+    """Self-play games to average over."""
+    seed: int = 0
+    """Seed of the games and of the agent's actions."""
 
+
+def _cooperation(argv: list[str]) -> int:
+    from trainers.evaluation.cooperation import write_cooperation
+
+    args = _cli(CooperationCommand, argv, "cooperation")
+    try:
+        if args.games < 1:
+            raise ValueError(f"--games must be an integer >= 1, got {args.games}")
         table = write_cooperation(args.agent, args.out, args.games, args.seed)
-        print("previous round   P(cooperate)")
-        for name, (mean, std) in table.items():
-            print(f"{name:<16} {mean:.3f} +- {std:.3f}")
-        print(f"wrote {args.out}/cooperation.csv and {args.out}/cooperation.png")
-        return 0
-    return 1
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("previous round   P(cooperate)")
+    for name, (mean, std) in table.items():
+        print(f"{name:<16} {mean:.3f} +- {std:.3f}")
+    print(f"wrote {args.out}/cooperation.csv and {args.out}/cooperation.png")
+    return 0
+
+
+@dataclasses.dataclass
+class LeagueCommand:
+    """Play every ordered pair of players (scripted names, .pt checkpoints, .zip SB3 models, or quoted globs of
+    several seeds, optionally NAME=SPEC) and write DIR/league.csv, DIR/league.png and DIR/league.json."""
+
+    env: str
+    """The game: ipd, coin_game, negotiation."""
+    players: list[str]
+    """The players (a scripted player's name, a saved player's path, a quoted glob of several seeds, NAME=SPEC)."""
+    out: str
+    """Folder for league.csv, league.png and league.json."""
+    seeds: int = 3
+    """Instances per player: glob matches, or seeds of a scripted player."""
+    episodes: int = 32
+    """Games per pair of instances."""
+    seed: int = 0
+    """Base seed of the games."""
+    device: str = "cpu"
+    """Device of the games and the trained players: cpu, cuda, cuda:N."""
+    focal: int | None = None
+    """Games of more than two players: seats of the row (focal) player (default n_players - 2)."""
+    greedy: Annotated[bool, tyro.conf.FlagCreatePairsOff] = False
+    """Trained players play their most likely action."""
+    env_kwargs: dict = dataclasses.field(default_factory=dict)
+    """Arguments of the game's constructor, e.g. {"max_steps": 16}."""
+    no_progress: Annotated[bool, tyro.conf.FlagCreatePairsOff] = False
+    """No progress bar."""
+
+
+def _league(argv: list[str]) -> int:
+    from trainers.common import resolve_device
+    from trainers.evaluation.league import format_table, league
+
+    args = _cli(LeagueCommand, argv, "league")
+    try:
+        device = resolve_device(args.device)
+        result = league(args.env, args.players, args.out, seeds=args.seeds, episodes=args.episodes, seed=args.seed,
+                        device=device, focal=args.focal, greedy=args.greedy, progress=not args.no_progress,
+                        env_kwargs=args.env_kwargs)
+    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    print(f"wrote {args.out}/league.csv, {args.out}/league.png and {args.out}/league.json")
+    return 0
+
+
+def _algorithms(argv: list[str]) -> int:
+    from trainers import algorithms
+
+    if argv:
+        print("usage: python -m trainers algorithms   (lists the algorithms; it takes no options)", file=sys.stderr)
+        return 2
+    for name in algorithms.names():
+        cls = algorithms.get(name)
+        doc = (cls.__doc__ or "").strip().split("\n")[0]
+        print(f"{name:<20} {doc}")
+    return 0
+
+
+COMMANDS = {"train": _train, "cooperation": _cooperation, "league": _league, "algorithms": _algorithms}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE + "\n" + __doc__)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"error: unknown command {argv[0]!r}; the commands are {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    try:
+        return command(argv[1:])
+    except SystemExit as e:  # tyro's --help and its errors
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
 
 
 if __name__ == "__main__":

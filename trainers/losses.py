@@ -1,18 +1,17 @@
-"""Losses and return estimators for Advantage Alignment (SPEC sections 5-7).
+"""The losses of Advantage Alignment, Proximal Advantage Alignment and the critic (SPEC sections 5-7).
 
-Every function here is pure: it reads its tensor arguments without modifying them
-(the only exception, by its trailing underscore, is :func:`ema_update_`, which updates
-the *target* module's parameters in place), keeps no global state, and works on any
-device and floating dtype (the result has the device and dtype of the inputs).
+These are the functions the trainers run (the value estimators are in
+:mod:`trainers.advantages`). Every function here is pure: it reads its tensor arguments
+without modifying them, keeps no global state, and works on any device and floating dtype
+(the result has the device and dtype of the inputs).
 
 Conventions
 -----------
 * Tensors are **batch first, time second**: ``[B, T]``, optionally followed by extra
   trailing dimensions (for example players): ``[B, T, ...]``.  Time is always dim 1.
-* Advantages, returns and targets carry **no gradient**.  The estimators
-  (:func:`gae`, :func:`td0_targets`, :func:`monte_carlo_returns`) return detached
-  tensors, and every loss detaches the advantages it receives, so gradient flows only
-  through the log-probabilities (actor losses) or the values (critic loss).
+* Advantages, returns and targets carry **no gradient**: every loss detaches the
+  advantages it receives, so gradient flows only through the log-probabilities (actor
+  losses) or the values (critic loss).
 * "Past aggregate" of an agent's own advantages, written ``past(A)_t`` below, is
   computed by :func:`past_advantage_mean`; it is 0 at ``t = 0``.
 
@@ -33,26 +32,23 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from trainers.advantages import check_time_major
 
 __all__ = [
     "SIGN_CASES",
     "PAST_MODES",
-    "gae",
-    "td0_targets",
-    "monte_carlo_returns",
     "past_advantage_mean",
     "sign_case_mask",
     "alignment_weights",
     "advantage_alignment_term",
     "reinforce_loss",
     "adalign_loss",
-    "normalize_advantages",
     "aligned_advantages",
     "ppo_clip_loss",
     "proximal_adalign_loss",
     "critic_loss",
-    "ema_update_",
 ]
 
 #: Sign cases of the alignment term, as (sign of past own aggregate, sign of the other
@@ -68,128 +64,6 @@ SIGN_CASES: dict[str, tuple[int, int]] = {
 PAST_MODES = ("mean", "discounted")
 
 Masks = str | Iterable[str] | None
-
-
-# --------------------------------------------------------------------------------------
-# Return / advantage estimators
-# --------------------------------------------------------------------------------------
-
-
-def _check_time_major(name: str, x: Tensor) -> None:
-    if x.dim() < 2:
-        raise ValueError(f"{name} must be shaped [B, T, ...] (batch, time, ...); got {tuple(x.shape)}")
-
-
-def gae(
-    rewards: Tensor,
-    values: Tensor,
-    next_values: Tensor,
-    dones: Tensor,
-    gamma: float,
-    lam: float,
-    *,
-    truncated: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Generalised Advantage Estimation over the time dimension (dim 1).
-
-    Shapes: ``rewards``, ``values``, ``next_values``, ``dones`` (and ``truncated``) are
-    all ``[B, T, ...]`` (same shape). ``dones`` may be bool or float.
-
-    * ``values[b, t]``      = V(s_t)
-    * ``next_values[b, t]`` = V(s_{t+1}), the value of the state reached after step t
-      (at the end of the window this is the bootstrap value).
-    * ``dones[b, t]``       = True where the episode ends after step t: no bootstrap
-      from ``next_values[b, t]`` and the recursion does not cross it.
-    * ``truncated[b, t]`` (optional) = True where the episode is cut after step t but
-      should still bootstrap from ``next_values[b, t]``: the recursion is cut there,
-      the TD error keeps the bootstrap. Only needed when a window holds several
-      episodes that end by truncation and the critic's value of the final state is
-      not already zero.
-
-    Formula (``d_t = dones``, ``c_t = 1 - max(d_t, truncated_t)``)::
-
-        delta_t = r_t + gamma * (1 - d_t) * next_values_t - values_t
-        A_t     = delta_t + gamma * lam * c_t * A_{t+1},      A_T = 0
-        returns = A + values
-
-    ``lam = 1`` gives the discounted return minus the value, ``lam = 0`` the TD error.
-
-    Returns ``(advantages, returns)``, both ``[B, T, ...]`` and **detached** (no
-    gradient flows to the critic through them; they are targets / weights).
-    """
-    for name, x in (("rewards", rewards), ("values", values), ("next_values", next_values), ("dones", dones)):
-        _check_time_major(name, x)
-    if not (rewards.shape == values.shape == next_values.shape == dones.shape):
-        raise ValueError(
-            "gae: rewards, values, next_values and dones must share a shape; got "
-            f"{tuple(rewards.shape)}, {tuple(values.shape)}, {tuple(next_values.shape)}, {tuple(dones.shape)}"
-        )
-    with torch.no_grad():
-        values = values.detach()
-        dtype = torch.promote_types(rewards.dtype, values.dtype)
-        if not dtype.is_floating_point:
-            dtype = torch.get_default_dtype()
-        r = rewards.detach().to(dtype)
-        v = values.to(dtype)
-        nv = next_values.detach().to(dtype)
-        not_done = 1.0 - dones.detach().to(dtype)
-        cont = not_done
-        if truncated is not None:
-            if truncated.shape != dones.shape:
-                raise ValueError(f"gae: truncated must be shaped like dones {tuple(dones.shape)}")
-            cont = not_done * (1.0 - truncated.detach().to(dtype))
-        delta = r + gamma * not_done * nv - v
-        steps = []
-        last = torch.zeros_like(delta[:, 0])
-        for t in range(delta.shape[1] - 1, -1, -1):
-            last = delta[:, t] + (gamma * lam) * cont[:, t] * last
-            steps.append(last)
-        advantages = torch.stack(steps[::-1], dim=1)
-        returns = advantages + v
-    return advantages, returns
-
-
-def td0_targets(rewards: Tensor, next_values: Tensor, dones: Tensor, gamma: float) -> Tensor:
-    """One-step TD targets ``y_t = r_t + gamma * (1 - d_t) * V(s_{t+1})``.
-
-    Shapes: all ``[B, T, ...]`` (any matching shapes work, this is elementwise);
-    ``dones`` bool or float. ``next_values`` usually comes from the target critic.
-    Returns a detached tensor of the same shape.
-    """
-    with torch.no_grad():
-        nv = next_values.detach()
-        dtype = torch.promote_types(rewards.dtype, nv.dtype)
-        if not dtype.is_floating_point:
-            dtype = torch.get_default_dtype()
-        return rewards.detach().to(dtype) + gamma * (1.0 - dones.detach().to(dtype)) * nv.to(dtype)
-
-
-def monte_carlo_returns(
-    rewards: Tensor, dones: Tensor, gamma: float, bootstrap: Tensor | None = None
-) -> Tensor:
-    """Discounted returns ``G_t = r_t + gamma * (1 - d_t) * G_{t+1}`` (backward over T).
-
-    Shapes: ``rewards``, ``dones`` ``[B, T, ...]``; ``bootstrap`` (optional) shaped like
-    one time slice ``[B, ...]``: the value used for ``G_T`` after the last step (0 when
-    None). A done at step t stops the sum there (nothing after it is added).
-    Returns a detached ``[B, T, ...]`` tensor.
-    """
-    _check_time_major("rewards", rewards)
-    if dones.shape != rewards.shape:
-        raise ValueError(f"monte_carlo_returns: dones {tuple(dones.shape)} must match rewards {tuple(rewards.shape)}")
-    with torch.no_grad():
-        dtype = rewards.dtype if rewards.dtype.is_floating_point else torch.get_default_dtype()
-        r = rewards.detach().to(dtype)
-        not_done = 1.0 - dones.detach().to(dtype)
-        if bootstrap is None:
-            g = torch.zeros_like(r[:, 0])
-        else:
-            g = bootstrap.detach().to(dtype).expand_as(r[:, 0])
-        out = []
-        for t in range(r.shape[1] - 1, -1, -1):
-            g = r[:, t] + gamma * not_done[:, t] * g
-            out.append(g)
-        return torch.stack(out[::-1], dim=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -218,7 +92,7 @@ def past_advantage_mean(adv: Tensor, mode: str = "mean", gamma: float | None = N
     discounted form (no negative powers of gamma, so no overflow on long horizons).
     This helper does not detach: the alignment functions below detach its input.
     """
-    _check_time_major("adv", adv)
+    check_time_major("adv", adv)
     T = adv.shape[1]
     if mode == "mean":
         csum = torch.cumsum(adv, dim=1)
@@ -348,7 +222,7 @@ def advantage_alignment_term(
     Both advantages are detached inside: gradient flows through ``log_probs`` only.
     The term is exactly 0 when the other players' advantages are 0.
     """
-    _check_time_major("own_adv", own_adv)
+    check_time_major("own_adv", own_adv)
     if log_probs.shape != own_adv.shape:
         raise ValueError(f"log_probs {tuple(log_probs.shape)} must match own_adv {tuple(own_adv.shape)}")
     w = alignment_weights(own_adv, others_adv, mode=mode, gamma=gamma, masks=masks).to(log_probs.dtype)
@@ -417,22 +291,6 @@ def adalign_loss(
 # --------------------------------------------------------------------------------------
 # Proximal Advantage Alignment (SPEC section 6)
 # --------------------------------------------------------------------------------------
-
-
-def normalize_advantages(adv: Tensor, eps: float = 1e-8, dim=None) -> Tensor:
-    """``(adv - mean) / (std + eps)``: zero mean, unit (population) std.
-
-    Statistics over all elements (``dim=None``) or over ``dim`` (kept for
-    broadcasting). The population std (no Bessel correction) is used, so a single
-    element gives 0 instead of NaN. Returns a new detached tensor.
-    """
-    adv = adv.detach()
-    if dim is None:
-        mean, std = adv.mean(), adv.std(correction=0)
-    else:
-        mean = adv.mean(dim=dim, keepdim=True)
-        std = adv.std(dim=dim, keepdim=True, correction=0)
-    return (adv - mean) / (std + eps)
 
 
 def aligned_advantages(
@@ -506,29 +364,19 @@ def proximal_adalign_loss(
     mode: str = "mean",
     gamma: float | None = None,
     masks: Masks = None,
-    normalize: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Proximal AdAlign loss: :func:`ppo_clip_loss` with the aligned advantages A*.
+    """Proximal AdAlign loss (paper Eq. 10): :func:`ppo_clip_loss` with the aligned advantages A*.
 
-    ``A*`` = :func:`aligned_advantages` ``(own_adv, others_adv, beta=..., ...)``. With
-    ``normalize=True`` the advantages are first normalised (as the Melting Pot code
-    did): ``own_adv`` over all its elements and ``others_adv`` per other player (over
-    all dims but the last when it has the ``n_others`` dim, else as a whole) before
-    they are summed and A* is formed. With ``beta = 0`` (and ``normalize=False``) this
-    equals ``ppo_clip_loss(log_probs, old_log_probs, own_adv, clip_eps)`` exactly.
+    ``A*`` = :func:`aligned_advantages` ``(own_adv, others_adv, beta=..., ...)``, shapes as
+    there. Advantages that should be normalised are normalised before they are given here
+    (:func:`trainers.advantages.normalize_advantages`, before the other players' sum), so
+    every row's A* depends only on that row. With ``beta = 0`` this equals
+    ``ppo_clip_loss(log_probs, old_log_probs, own_adv, clip_eps)`` exactly.
 
-    Returns ``(loss, info)``: the PPO info plus ``aligned_adv_mean`` and
-    ``aligned_adv_std`` (detached).
+    Returns ``(loss, info)``: the PPO info plus ``aligned_adv_mean`` and ``aligned_adv_std``
+    (detached).
     """
-    own = own_adv.detach()
-    others = others_adv.detach()
-    if normalize:
-        own = normalize_advantages(own)
-        if others.dim() == own.dim() + 1:
-            others = normalize_advantages(others, dim=tuple(range(others.dim() - 1)))
-        else:
-            others = normalize_advantages(others)
-    a_star = aligned_advantages(own, others, beta=beta, mode=mode, gamma=gamma, masks=masks)
+    a_star = aligned_advantages(own_adv, others_adv, beta=beta, mode=mode, gamma=gamma, masks=masks)
     loss, info = ppo_clip_loss(log_probs, old_log_probs, a_star, clip_eps)
     info["aligned_adv_mean"] = a_star.mean()
     info["aligned_adv_std"] = a_star.std(correction=0)
@@ -551,33 +399,3 @@ def critic_loss(values: Tensor, targets: Tensor, huber_delta: float = 1.0) -> Te
     if values.shape != targets.shape:
         raise ValueError(f"critic_loss: values {tuple(values.shape)} must match targets {tuple(targets.shape)}")
     return F.huber_loss(values, targets.detach().to(values.dtype), reduction="mean", delta=huber_delta)
-
-
-def ema_update_(target_module: nn.Module, source_module: nn.Module, tau: float) -> None:
-    """In-place exponential moving average of parameters, under ``torch.no_grad``::
-
-        target = (1 - tau) * target + tau * source
-
-    Applied to every parameter and to every floating-point buffer; non-floating
-    buffers (e.g. BatchNorm's step counter) are copied. The modules must have the same
-    parameter/buffer names and shapes (ValueError otherwise). ``tau`` in [0, 1]
-    (SPEC: 0.005, i.e. target decay 0.995).
-    """
-    if not 0.0 <= tau <= 1.0:
-        raise ValueError(f"tau must be in [0, 1]; got {tau}")
-    tgt_p, src_p = list(target_module.named_parameters()), list(source_module.named_parameters())
-    tgt_b, src_b = list(target_module.named_buffers()), list(source_module.named_buffers())
-    for kind, tgt, src in (("parameters", tgt_p, src_p), ("buffers", tgt_b, src_b)):
-        if [n for n, _ in tgt] != [n for n, _ in src]:
-            raise ValueError(f"ema_update_: target and source {kind} differ in names")
-        for (name, t), (_, s) in zip(tgt, src):
-            if t.shape != s.shape:
-                raise ValueError(f"ema_update_: shape mismatch for {name}: {tuple(t.shape)} vs {tuple(s.shape)}")
-    with torch.no_grad():
-        for (_, t), (_, s) in zip(tgt_p, src_p):
-            t.lerp_(s.detach().to(device=t.device, dtype=t.dtype), tau)
-        for (_, t), (_, s) in zip(tgt_b, src_b):
-            if t.dtype.is_floating_point:
-                t.lerp_(s.detach().to(device=t.device, dtype=t.dtype), tau)
-            else:
-                t.copy_(s)

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 import social_dilemmas
-from trainers.checkpoint import load_policy
+from social_dilemmas.policies import load_saved_player
+from trainers.networks.distributions import sample_action
+from trainers.policy import AgentPolicy
 
 __all__ = ["CASES", "cooperation_table", "write_cooperation"]
 
@@ -26,15 +28,18 @@ CASES = {"CC": (0, 0), "CD": (0, 1), "DC": (1, 0), "DD": (1, 1)}
 
 @torch.no_grad()
 def cooperation_table(agent_path: str | Path, num_games: int = 1024, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """``{case: (mean P(cooperate), std over games)}`` for the agent in ``agent_path``."""
+    """``{case: (mean P(cooperate), std over games)}`` for the IPD agent saved in ``agent_path``."""
     game = social_dilemmas.make_game("ipd")
-    policy = load_policy(agent_path, game)
-    actor = policy.actor
+    policy = load_saved_player(agent_path, game)
+    if not isinstance(policy, AgentPolicy):
+        raise ValueError(f"{str(agent_path)!r} is not an agent of this project's trainers (its policy network is needed)")
+    net = policy.net.to("cpu")
     vec = social_dilemmas.make_vec("ipd", num_games)
     obs, _ = vec.reset(seed=seed)
     gen = torch.Generator().manual_seed(seed)
     n = 2 * num_games
-    h = actor.initial_state(n, "cpu")
+    state = net.begin(net.initial_memory(n, "cpu"))
+    start = torch.ones(n, dtype=torch.bool)
     probes = {}
     for name, (me, other) in CASES.items():
         x = torch.zeros(4)
@@ -42,14 +47,13 @@ def cooperation_table(agent_path: str | Path, num_games: int = 1024, seed: int =
         x[2 + other] = 1.0
         probes[name] = x.expand(n, 4)
     sums = {name: torch.zeros(n) for name in CASES}
-    from trainers.networks import sample_action
-
     for t in range(game.max_steps):
         if t >= 1:
             for name, x in probes.items():
-                dist, _ = actor.step(x, h)
+                dist, _, _ = net.step(state, x, start)
                 sums[name] += dist.probs[:, 0]
-        dist, h = actor.step(obs.flatten(0, 1), h)
+        dist, _, state = net.step(state, obs.flatten(0, 1), start)
+        start = torch.zeros_like(start)
         action = sample_action(dist, gen)
         obs, *_ = vec.step(action.view(num_games, 2))
     rounds = game.max_steps - 1

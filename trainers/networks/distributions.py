@@ -1,4 +1,10 @@
-"""Action distribution of the Negotiation game (SPEC section 7).
+"""Action distributions: the Negotiation's tanh-squashed normal (SPEC section 7), and sampling with a generator.
+
+Discrete games use ``torch.distributions.Categorical``; the Negotiation's proposals use
+:class:`TanhNormal`. :func:`sample_action` draws from either with an explicit generator
+(so a run is reproducible and resumable), :func:`greedy_action` takes the most likely
+action and :func:`entropy` gives the entropy the losses regularise.
+
 
 The actor outputs a mean parameter ``m`` per item; with one learned ``log_std``::
 
@@ -23,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Normal
 
-__all__ = ["TanhNormal", "SCALE", "LOW", "HIGH"]
+__all__ = ["TanhNormal", "SCALE", "LOW", "HIGH", "sample_action", "greedy_action", "entropy"]
 
 #: Half-width and centre of the proposal range: ``a = SCALE * tanh(x) + SCALE``.
 SCALE = 2.5
@@ -140,3 +146,24 @@ class TanhNormal:
 
     def __repr__(self) -> str:
         return f"TanhNormal(batch_shape={tuple(self.batch_shape)}, event_shape={tuple(self.event_shape)})"
+
+
+def sample_action(dist, generator: torch.Generator) -> Tensor:
+    """Draw from ``dist`` (a ``Categorical`` or a :class:`TanhNormal`) with an explicit generator."""
+    if isinstance(dist, TanhNormal):
+        noise = torch.randn(dist.loc.shape, generator=generator, device=dist.loc.device)
+        return TanhNormal.squash(dist.loc + dist.scale * noise).detach()
+    probs = dist.probs
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+
+
+def greedy_action(dist) -> Tensor:
+    """The most likely action: the squashed mean of a :class:`TanhNormal`, the argmax of a ``Categorical``."""
+    return dist.mode() if isinstance(dist, TanhNormal) else dist.probs.argmax(-1)
+
+
+def entropy(dist) -> Tensor:
+    """The entropy bonus's entropy: the latent normal's for a :class:`TanhNormal` (closed form,
+    see :meth:`TanhNormal.base_entropy`), the exact one for a ``Categorical``."""
+    return dist.base_entropy() if isinstance(dist, TanhNormal) else dist.entropy()

@@ -1,25 +1,25 @@
-"""Actor and critic networks (SPEC section 7).
+"""Actor and critic networks of the games with vector observations (SPEC section 7).
 
 * IPD and Coin Game: ``Linear -> ReLU -> GRU(64) -> Linear`` heads; the actor gives
   categorical logits, the critic a value and also sees the time step.
 * Negotiation: ``2-layer MLP(64) -> GRU(64)`` encoder; the actor's ``MLP(128, 128)`` gives
-  the mean ``m`` of a tanh-squashed normal proposal (:class:`trainers.distributions.TanhNormal`)
-  with one learned ``log_std`` shared by the items; the critic has the same encoder.
+  the mean ``m`` of a tanh-squashed normal proposal
+  (:class:`trainers.networks.distributions.TanhNormal`) with one learned ``log_std``
+  shared by the items; the critic has the same encoder.
 
-Every network runs on whole sequences (``[B, T, ...]``, training) or one step at a time
-with an explicit hidden state (``[B, ...]``, acting); both give the same numbers.
+The :class:`Actor` follows the memory interface of :mod:`trainers.networks` (one step at
+a time in rollouts, whole sequences in updates; both give the same numbers). The
+:class:`Critic` runs on whole episodes.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from trainers.distributions import TanhNormal
+from trainers.networks.distributions import TanhNormal
 
-__all__ = ["RecurrentNet", "Actor", "Critic", "build_networks"]
+__all__ = ["RecurrentNet", "Actor", "Critic"]
 
 
 class RecurrentNet(nn.Module):
@@ -74,7 +74,13 @@ class RecurrentNet(nn.Module):
 
 
 class Actor(nn.Module):
-    """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals."""
+    """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals.
+
+    Memory: ``(h,)`` with ``h`` ``[M, hidden]``, the GRU's state (the feed-forward actor's
+    "episode started" flag, see :class:`RecurrentNet`). No value head.
+    """
+
+    has_value_head = False
 
     def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None,
                  recurrent: bool = True):
@@ -91,16 +97,36 @@ class Actor(nn.Module):
             return torch.distributions.Categorical(logits=out)
         return TanhNormal(out, self.log_std.expand(out.shape[-1]))
 
-    def forward(self, obs: Tensor, h: Tensor | None = None):
-        out, h = self.net(obs.flatten(2), h)
-        return self.distribution(out), h
+    # -- the memory interface of trainers.networks ----------------------------------------
+    def initial_memory(self, rows: int, device: torch.device | str) -> tuple[Tensor]:
+        return (torch.zeros(rows, self.net.hidden, device=device),)
 
-    def step(self, obs: Tensor, h: Tensor):
+    def begin(self, memory: tuple[Tensor]) -> tuple[Tensor]:
+        return memory
+
+    def step(self, state: tuple[Tensor], obs: Tensor, start: Tensor):
+        """One step: ``obs`` ``[M, *obs_shape]``, ``start`` ``[M]`` (True: first step of an
+        episode, the memory is cleared) -> (distribution, None, new state)."""
+        h = state[0].masked_fill(start.unsqueeze(-1), 0.0).unsqueeze(0)
         out, h = self.net.step(obs.flatten(1), h)
-        return self.distribution(out), h
+        return self.distribution(out), None, (h.squeeze(0),)
 
-    def initial_state(self, batch: int, device) -> Tensor:
-        return self.net.initial_state(batch, device)
+    def end(self, memory: tuple[Tensor], state: tuple[Tensor], obs: Tensor, starts: Tensor) -> tuple[Tensor]:
+        return tuple(x.detach() for x in state)
+
+    def forward_sequence(self, memory: tuple[Tensor], obs: Tensor, starts: Tensor):
+        """Whole sequences: ``obs`` ``[M, T, *obs_shape]`` -> (distribution over ``[M, T]``, None)."""
+        if bool(starts[:, 1:].any()):  # episodes start inside the sequence: step through it
+            state, outs = memory, []
+            for t in range(obs.shape[1]):
+                h = state[0].masked_fill(starts[:, t].unsqueeze(-1), 0.0).unsqueeze(0)
+                out, h = self.net.step(obs[:, t].flatten(1), h)
+                outs.append(out)
+                state = (h.squeeze(0),)
+            return self.distribution(torch.stack(outs, 1)), None
+        h = memory[0].masked_fill(starts[:, :1], 0.0).unsqueeze(0)
+        out, _ = self.net(obs.flatten(2), h)
+        return self.distribution(out), None
 
 
 class Critic(nn.Module):
@@ -157,23 +183,3 @@ class Critic(nn.Module):
         new_std = self.ret_std
         last.weight.mul_(old_std / new_std)
         last.bias.mul_(old_std).add_(old_mean - self.ret_mean).div_(new_std)
-
-
-def build_networks(game, hidden: int, value_norm: bool = True, actor_recurrent: bool = True) -> tuple[Actor, Critic]:
-    """The actor and critic for a game of the suite (``actor_recurrent=False``: a feed-forward actor)."""
-    obs_dim = math.prod(game.obs_shape)
-    if game.action_kind == "discrete":
-        return (Actor(obs_dim, hidden, n_actions=int(game.action_space().n), recurrent=actor_recurrent),
-                Critic(obs_dim, hidden, value_norm=value_norm))
-    return (Actor(obs_dim, hidden, action_dim=game.action_shape[0], recurrent=actor_recurrent),
-            Critic(obs_dim, hidden, mlp_layers=2, value_norm=value_norm))
-
-
-def sample_action(dist, generator: torch.Generator) -> Tensor:
-    """Draw from ``dist`` with an explicit generator (so a run is reproducible and resumable)."""
-    if isinstance(dist, TanhNormal):
-        noise = torch.randn(dist.loc.shape, generator=generator, device=dist.loc.device)
-        return TanhNormal.squash(dist.loc + dist.scale * noise).detach()
-    probs = dist.probs
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])

@@ -37,6 +37,7 @@ every player's instances), and the table on standard output.
 
 from __future__ import annotations
 
+import copy
 import csv
 import glob
 import json
@@ -53,10 +54,9 @@ import torch
 import social_dilemmas
 from social_dilemmas.core import BatchedGame
 from social_dilemmas.match import play
-from social_dilemmas.policies import Policy, make_policy, resolve_player, saved_player_suffixes, scripted_names
+from social_dilemmas.policies import Policy, load_saved_player, resolve_player, saved_player_suffixes, scripted_names
 
 __all__ = ["LeaguePlayer", "LeagueResult", "parse_player", "run_league", "write_league", "format_table",
-           "exploitation", "scripted_evaluation",
            "plot_heatmap", "league", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["row", "col", "row_reward", "col_reward", "row_std", "col_std"]
@@ -166,18 +166,9 @@ def _unique_names(players: list[LeaguePlayer]) -> None:
 
 def _load(instance: Any, game: BatchedGame, greedy: bool) -> Policy:
     if isinstance(instance, (str, Path)):
-        suffix = Path(str(instance)).suffix
-        if greedy and suffix == ".pt":
-            from trainers.checkpoint import load_policy
-
-            return load_policy(instance, game, greedy=True)
-        if greedy and suffix == ".zip":
-            from trainers.sb3 import load_policy
-
-            return load_policy(instance, game, deterministic=True)
+        if greedy and Path(str(instance)).suffix in saved_player_suffixes():
+            return load_saved_player(instance, game, greedy=True)
         return resolve_player(instance, game)
-    import copy
-
     return copy.deepcopy(resolve_player(instance, game))
 
 
@@ -248,53 +239,6 @@ def run_league(
     if bar is not None:
         bar.close()
     return LeagueResult([e.name for e in entries], focal=focal, rows=rows, **mats)
-
-
-def exploitation(defector_vs_player: float, defector_vs_defector: float, defector_vs_cooperator: float) -> float:
-    """How much Always Defect takes from a player, on a scale where 0 is what it earns against
-    itself (mutual defection) and 1 what it earns against Always Cooperate::
-
-        (defector_vs_player - defector_vs_defector) / (defector_vs_cooperator - defector_vs_defector)
-
-    All three are Always Defect's own reward per step. NaN when the two references are equal.
-    (Measured from mutual defection, not from 0: in the Negotiation game Always Defect keeps
-    at least half of every item whatever the other does.)
-    """
-    span = defector_vs_cooperator - defector_vs_defector
-    return (defector_vs_player - defector_vs_defector) / span if span != 0 else float("nan")
-
-
-@torch.no_grad()
-def scripted_evaluation(game: BatchedGame, agent: Any, games: int = 64, seed: int = 0,
-                        device: str | torch.device = "cpu") -> dict[str, float]:
-    """Play a two-player agent against itself and against every scripted player of ``game``.
-
-    ``agent(seat)`` returns a fresh :class:`Policy` of the agent for that seat (seat 0
-    plays the scripted players). Each match is ``games`` games of ``game.max_steps``
-    steps, seeded with ``seed``, so the numbers of two evaluations differ only by the agent.
-
-    Returns rewards per step, keyed for ``metrics.csv``: ``eval/self`` (the mean of the two
-    seats in self-play), ``eval/vs_<name>`` (the agent's reward against a scripted player)
-    and ``eval/<name>_gets`` (that player's reward against the agent), and, where the game
-    has Always Defect and Always Cooperate, ``eval/exploitation`` (:func:`exploitation`).
-    """
-    if game.n_players != 2:
-        raise ValueError(f"scripted_evaluation needs a two-player game; {game.name} has {game.n_players} players")
-    names = scripted_names(game)
-
-    def match(first: Policy, second: Policy) -> list[float]:
-        return play(game, [first, second], num_envs=games, episodes=1, seed=seed, device=device).mean
-
-    both = match(agent(0), agent(1))
-    out = {"eval/self": (both[0] + both[1]) / 2}
-    for name in names:
-        mine, theirs = match(agent(0), make_policy(name, game))
-        out[f"eval/vs_{name}"], out[f"eval/{name}_gets"] = mine, theirs
-    if {"always_defect", "always_cooperate"} <= set(names):
-        floor = match(make_policy("always_defect", game), make_policy("always_defect", game))[1]
-        top = match(make_policy("always_cooperate", game), make_policy("always_defect", game))[1]
-        out["eval/exploitation"] = exploitation(out["eval/always_defect_gets"], floor, top)
-    return out
 
 
 def format_table(result: LeagueResult) -> str:

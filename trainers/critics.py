@@ -1,0 +1,163 @@
+"""The critics of the on-policy core: how a batch's advantages are estimated and the critic trained.
+
+* :class:`SeparateCritic` (games with vector observations, SPEC section 7): a network of
+  its own over whole episodes, with the time step as an input; an EMA target network;
+  PopArt normalisation of the values (optional); TD(0) or Monte Carlo targets; GAE on the
+  target network's values or its own; one Adam step per update.
+* :class:`ValueHead` (image observations): the policy network's value head, its values
+  recorded in the rollout; GAE over chunks of longer episodes (cut at episode ends,
+  bootstrapped where an episode is truncated); the value loss joins the actor's loss.
+
+Both give an :class:`Estimate`; normalising the advantages and summing the other players'
+is the core's, the same for both.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainers import losses
+from trainers.advantages import gae, monte_carlo_returns, td0_targets
+from trainers.common import check_finite, clip_and_step
+from trainers.rollout import Batch
+
+__all__ = ["Estimate", "SeparateCritic", "ValueHead", "ema_update_"]
+
+
+@dataclass
+class Estimate:
+    """What a critic makes of a batch: the advantages ``[N, T]`` (no gradient), and what its
+    training step needs (values with gradient and targets, or the returns of a value head)."""
+
+    adv: Tensor
+    values: Tensor | None = None
+    targets: Tensor | None = None
+
+
+class SeparateCritic:
+    """A critic network of its own (see the module docstring). ``cfg``: an on-policy section."""
+
+    has_head = False
+
+    def __init__(self, net: nn.Module, cfg: Any, max_steps: int, device: torch.device):
+        self.net, self.cfg = net, cfg
+        self.target = copy.deepcopy(net).requires_grad_(False)
+        self.opt = torch.optim.Adam(net.parameters(), lr=cfg.critic_lr)
+        self.time = torch.arange(max_steps, device=device, dtype=torch.float32) / max_steps
+
+    def estimate(self, batch: Batch) -> Estimate:
+        cfg = self.cfg
+        N, T = batch.rewards.shape
+        time = self.time.expand(N, T)
+        dones = batch.dones
+        with torch.no_grad():
+            # the value normaliser follows the Monte Carlo returns of this batch
+            returns = monte_carlo_returns(batch.rewards, dones, cfg.gamma)
+            self.net.update_normalizer(returns)
+            self.target.update_normalizer(returns)  # same statistics; each keeps its outputs
+        values, _ = self.net(batch.obs, time)
+        with torch.no_grad():
+            target_values, _ = self.target(batch.obs, time)
+            v = target_values if cfg.advantage_values == "target" else values.detach()
+            next_v = torch.cat((v[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
+            adv, _ = gae(batch.rewards, v, next_v, dones, cfg.gamma, cfg.gae_lambda)
+            if cfg.critic_target == "td0":
+                next_t = torch.cat((target_values[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
+                targets = td0_targets(batch.rewards, next_t, dones, cfg.gamma)
+            else:
+                targets = monte_carlo_returns(batch.rewards, dones, cfg.gamma)
+        return Estimate(adv, values, targets)
+
+    def step(self, est: Estimate, iteration: int, out: Any = None) -> dict[str, float]:
+        """One Adam step on the Huber loss between the values and the targets (in the normaliser's units)."""
+        loss = losses.critic_loss(self.net.normalized(est.values), self.net.normalized(est.targets))
+        check_finite("critic loss", loss, iteration, out)
+        norm = clip_and_step(self.opt, loss, self.net.parameters(), self.cfg.grad_clip)
+        return {"train/critic_loss": loss.item(), "train/critic_grad_norm": norm}
+
+    def minibatch_loss(self, values: Tensor | None, est: Estimate, idx: Tensor) -> Tensor | float:
+        return 0.0
+
+    def after_update(self) -> None:
+        ema_update_(self.target, self.net, self.cfg.target_tau)
+
+    def modules(self) -> list[nn.Module]:
+        return [self.net]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"critic": self.net.state_dict(), "critic_target": self.target.state_dict(),
+                "critic_opt": self.opt.state_dict()}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.net.load_state_dict(saved["critic"])
+        self.target.load_state_dict(saved["critic_target"])
+        self.opt.load_state_dict(saved["critic_opt"])
+
+
+class ValueHead:
+    """The policy network's value head (see the module docstring): GAE on the rollout's values,
+    the critic trained by ``value_coef`` times the Huber loss to the lambda-returns inside
+    the actor's loss."""
+
+    has_head = True
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    def estimate(self, batch: Batch) -> Estimate:
+        adv, returns = gae(batch.rewards, batch.values, batch.next_values, batch.dones, self.cfg.gamma,
+                           self.cfg.gae_lambda, truncated=batch.truncated)
+        return Estimate(adv, None, returns)
+
+    def step(self, est: Estimate, iteration: int, out: Any = None) -> dict[str, float]:
+        return {}
+
+    def minibatch_loss(self, values: Tensor | None, est: Estimate, idx: Tensor) -> Tensor:
+        return self.cfg.value_coef * losses.critic_loss(values, est.targets[idx])
+
+    def after_update(self) -> None:
+        pass
+
+    def modules(self) -> list[nn.Module]:
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        pass
+
+
+def ema_update_(target_module: nn.Module, source_module: nn.Module, tau: float) -> None:
+    """In-place exponential moving average of parameters, under ``torch.no_grad``::
+
+        target = (1 - tau) * target + tau * source
+
+    Applied to every parameter and to every floating-point buffer; non-floating
+    buffers (e.g. BatchNorm's step counter) are copied. The modules must have the same
+    parameter/buffer names and shapes (ValueError otherwise). ``tau`` in [0, 1]
+    (SPEC: 0.005, i.e. target decay 0.995).
+    """
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must be in [0, 1]; got {tau}")
+    tgt_p, src_p = list(target_module.named_parameters()), list(source_module.named_parameters())
+    tgt_b, src_b = list(target_module.named_buffers()), list(source_module.named_buffers())
+    for kind, tgt, src in (("parameters", tgt_p, src_p), ("buffers", tgt_b, src_b)):
+        if [n for n, _ in tgt] != [n for n, _ in src]:
+            raise ValueError(f"ema_update_: target and source {kind} differ in names")
+        for (name, t), (_, s) in zip(tgt, src):
+            if t.shape != s.shape:
+                raise ValueError(f"ema_update_: shape mismatch for {name}: {tuple(t.shape)} vs {tuple(s.shape)}")
+    with torch.no_grad():
+        for (_, t), (_, s) in zip(tgt_p, src_p):
+            t.lerp_(s.detach().to(device=t.device, dtype=t.dtype), tau)
+        for (_, t), (_, s) in zip(tgt_b, src_b):
+            if t.dtype.is_floating_point:
+                t.lerp_(s.detach().to(device=t.device, dtype=t.dtype), tau)
+            else:
+                t.copy_(s)

@@ -1,0 +1,221 @@
+"""The network of image observations (Commons Harvest Open, SPEC section 7): a Nature CNN, then a memory, then actor and critic heads.
+
+The memory is a gated transformer (GTrXL-style: pre-LayerNorm, multi-head self-attention
+with a causal mask over the last ``context`` steps of the same episode, learned
+relative-position biases, GRU-type gating of both residual branches) or a GRU cell. The
+transformer's output at step t depends on the observations t-context+1..t of the current
+episode only, so the training pass recomputes exactly what the rollout saw.
+
+:class:`VisionNet` follows the memory interface of :mod:`trainers.networks`, with a value
+head (actor and critic share the encoder and the memory).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["NatureCNN", "GatedTransformer", "VisionNet", "N_ACTIONS"]
+
+#: Actions of Commons Harvest Open (Melting Pot's action set of the substrate).
+N_ACTIONS = 8
+
+Memory = tuple[Tensor, ...]
+
+
+class NatureCNN(nn.Module):
+    """Conv 8x8/4 -> 4x4/2 -> 3x3/1 (ReLU) -> Linear(width) -> ReLU on uint8 ``[..., H, W, C]``."""
+
+    def __init__(self, width: int, channels: tuple[int, int, int] = (32, 64, 64), image: int = 88, in_ch: int = 3):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_ch, c1, 8, 4), nn.ReLU(), nn.Conv2d(c1, c2, 4, 2), nn.ReLU(), nn.Conv2d(c2, c3, 3, 1), nn.ReLU(),
+            nn.Flatten())
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, in_ch, image, image)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n, width), nn.ReLU())
+
+    def forward(self, obs: Tensor) -> Tensor:
+        lead = obs.shape[:-3]
+        x = obs.reshape(-1, *obs.shape[-3:]).permute(0, 3, 1, 2).float() / 255.0
+        return self.fc(self.conv(x)).view(*lead, -1)
+
+
+class _Gate(nn.Module):
+    """GRU-type gating of a residual (GTrXL): ``(1 - z) * x + z * tanh(W y + U (r * x))``."""
+
+    def __init__(self, width: int, bias: float = 2.0):
+        super().__init__()
+        self.w = nn.Linear(width, 3 * width, bias=False)
+        self.u = nn.Linear(width, 2 * width, bias=False)
+        self.ug = nn.Linear(width, width, bias=False)
+        self.bias = nn.Parameter(torch.full((width,), bias))  # starts close to the identity
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        wr, wz, wg = self.w(y).chunk(3, -1)
+        ur, uz = self.u(x).chunk(2, -1)
+        r = torch.sigmoid(wr + ur)
+        z = torch.sigmoid(wz + uz - self.bias)
+        h = torch.tanh(wg + self.ug(r * x))
+        return (1 - z) * x + z * h
+
+
+class _GatedLayer(nn.Module):
+    def __init__(self, width: int, heads: int, context: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} must be divisible by heads {heads}")
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.rel_bias = nn.Parameter(torch.zeros(heads, context))  # by distance 0..context-1
+        self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.ReLU(), nn.Linear(4 * width, width))
+        self.gate1, self.gate2 = _Gate(width), _Gate(width)
+
+    def forward(self, x: Tensor, allowed: Tensor, dist: Tensor) -> Tensor:
+        K, C, D = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(K, C, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(D // self.heads) + self.rel_bias[:, dist]
+        scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
+        y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(K, C, D)
+        x = self.gate1(x, F.relu(self.proj(y)))
+        return self.gate2(x, F.relu(self.ff(self.ln2(x))))
+
+
+class GatedTransformer(nn.Module):
+    """Stack of GTrXL layers applied to windows of ``context`` steps; returns the last step's output.
+
+    ``forward(x [K, C, D], ids [K, C])``: position i attends to j <= i with ``ids[j] == ids[i]``
+    (same episode; padding has id -1). The result ``[K, D]`` is the output at position C-1.
+    """
+
+    def __init__(self, width: int, layers: int, heads: int, context: int):
+        super().__init__()
+        self.context = context
+        self.layers = nn.ModuleList(_GatedLayer(width, heads, context) for _ in range(layers))
+        self.ln = nn.LayerNorm(width)
+        idx = torch.arange(context)
+        self.register_buffer("dist", (idx.view(-1, 1) - idx.view(1, -1)).clamp(min=0), persistent=False)
+        self.register_buffer("causal", idx.view(1, -1) <= idx.view(-1, 1), persistent=False)
+
+    def forward(self, x: Tensor, ids: Tensor) -> Tensor:
+        allowed = self.causal & (ids.unsqueeze(1) == ids.unsqueeze(2))
+        for layer in self.layers:
+            x = layer(x, allowed, self.dist)
+        return self.ln(x[:, -1])
+
+
+class VisionNet(nn.Module):
+    """Encoder -> memory (``arch`` "transformer" or "gru") -> actor logits and critic value.
+
+    Observations are uint8 images ``[..., image, image, 3]`` (channels last). Memory (first
+    dim = the rows M): the last ``context - 1`` observations of the episode and their
+    episode ids (transformer), or the GRU cell's state. The rollout's state (:meth:`begin`)
+    holds the transformer's window already encoded, so each step encodes one image.
+    """
+
+    has_value_head = True
+
+    def __init__(self, arch: str = "transformer", width: int = 192, layers: int = 3, heads: int = 4,
+                 context: int = 15, channels: tuple[int, int, int] = (32, 64, 64), image: int = 88,
+                 n_actions: int = N_ACTIONS, in_channels: int = 3):
+        super().__init__()
+        if arch not in ("transformer", "gru"):
+            raise ValueError(f"arch = {arch!r} is invalid: allowed values are 'transformer', 'gru'")
+        if context < 1:
+            raise ValueError(f"context = {context} is invalid: at least 1")
+        self.arch, self.width, self.context = arch, width, context
+        self.obs_shape = (image, image, in_channels)
+        self.encoder = NatureCNN(width, tuple(channels), image, in_channels)
+        if arch == "transformer":
+            self.core = GatedTransformer(width, layers, heads, context)
+        else:
+            self.core = nn.GRUCell(width, width)
+        self.actor = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, n_actions))
+        self.critic = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+
+    def heads(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self.actor(z), self.critic(z).squeeze(-1)
+
+    @staticmethod
+    def distribution(logits: Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=logits)
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        """The critic head's parameters (an optimiser may give them their own learning rate)."""
+        return list(self.critic.parameters())
+
+    # -- the memory interface of trainers.networks ----------------------------------------
+    def initial_memory(self, rows: int, device: torch.device | str) -> Memory:
+        if self.arch == "gru":
+            return (torch.zeros(rows, self.width, device=device),)
+        P = self.context - 1
+        return (torch.zeros(rows, P, *self.obs_shape, dtype=torch.uint8, device=device),
+                torch.full((rows, P), -1, dtype=torch.long, device=device))
+
+    def forward_sequence(self, memory: Memory, obs: Tensor, starts: Tensor):
+        """``obs`` ``[M, T, H, W, C]``, ``starts`` ``[M, T]`` -> (distribution over ``[M, T]``, values ``[M, T]``)."""
+        logits, values = self._logits_values(memory, obs, starts)
+        return self.distribution(logits), values
+
+    def _logits_values(self, memory: Memory, obs: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+        M, T = starts.shape
+        if self.arch == "gru":
+            h = memory[0]
+            emb = self.encoder(obs)
+            outs = []
+            for t in range(T):
+                h = self.core(emb[:, t], h * (~starts[:, t]).unsqueeze(-1).to(h.dtype))
+                outs.append(h)
+            return self.heads(torch.stack(outs, 1))
+        prefix, prefix_ids = memory
+        emb = self.encoder(torch.cat((prefix, obs), 1))  # [M, P + T, D]
+        ids = torch.cat((prefix_ids, torch.cumsum(starts.long(), 1)), 1)
+        C = self.context
+        win = emb.unfold(1, C, 1).permute(0, 1, 3, 2)  # [M, T, C, D]
+        win_ids = ids.unfold(1, C, 1)  # [M, T, C]
+        z = self.core(win.reshape(M * T, C, -1), win_ids.reshape(M * T, C))
+        logits, values = self.heads(z.view(M, T, -1))
+        return logits, values
+
+    def begin(self, memory: Memory) -> Memory:
+        if self.arch == "gru":
+            return memory
+        prefix, ids = memory
+        return self.encoder(prefix), ids
+
+    def step(self, rstate: Memory, obs: Tensor, start: Tensor):
+        """One step: ``obs`` ``[M, H, W, C]``, ``start`` ``[M]`` -> (distribution, value ``[M]``, new state)."""
+        logits, value, rstate = self.step_logits(rstate, obs, start)
+        return self.distribution(logits), value, rstate
+
+    def step_logits(self, rstate: Memory, obs: Tensor, start: Tensor) -> tuple[Tensor, Tensor, Memory]:
+        z = self.encoder(obs)
+        if self.arch == "gru":
+            h = self.core(z, rstate[0] * (~start).unsqueeze(-1).to(z.dtype))
+            return *self.heads(h), (h,)
+        emb, ids = rstate
+        last = ids[:, -1] if ids.shape[1] else torch.zeros_like(start, dtype=torch.long)
+        new_id = last.clamp(min=0) + start.long()
+        win = torch.cat((emb, z.unsqueeze(1)), 1)
+        win_ids = torch.cat((ids, new_id.unsqueeze(1)), 1)
+        out = self.core(win, win_ids)
+        return *self.heads(out), (win[:, 1:], win_ids[:, 1:])
+
+    def end(self, memory: Memory, rstate: Memory, obs: Tensor, starts: Tensor) -> Memory:
+        """The memory after a rollout of ``obs`` ``[M, T, ...]`` that started with ``memory``."""
+        if self.arch == "gru":
+            return tuple(x.detach() for x in rstate)
+        P = self.context - 1
+        prefix, prefix_ids = memory
+        all_obs = torch.cat((prefix, obs), 1)
+        ids = torch.cat((prefix_ids, torch.cumsum(starts.long(), 1)), 1)
+        L = ids.shape[1]
+        keep = ids[:, L - P:] == ids[:, -1:]
+        return all_obs[:, L - P:].contiguous(), torch.where(keep, 0, -1)
+

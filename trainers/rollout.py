@@ -1,0 +1,244 @@
+"""Rollouts on the batched views, and the two replays of the on-policy core.
+
+* :class:`Rollouts` plays ``steps`` steps of every game of a vector env
+  (``social_dilemmas.make_vec``: the batched games, or Commons Harvest's worker processes)
+  with a policy network, every player from its own seat, and returns a :class:`Batch`.
+  A rollout is one whole episode of every game, or a chunk of longer episodes: the games
+  and the network's memory carry on to the next rollout. Seat 0 of every game may be
+  played against a past snapshot in the other seats (agent replay).
+* :class:`AgentReplay`: snapshots of the actor, opponents for later rollouts.
+* :class:`TrajectoryReplay`: a fraction of each batch's games replaced by games of the
+  previous batch (the Negotiation's released set-up).
+
+Rows are laid out ``game * n_players + seat`` everywhere; time is the second dimension.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainers.networks.distributions import sample_action
+
+__all__ = ["Batch", "Rollouts", "AgentReplay", "TrajectoryReplay"]
+
+
+@dataclass
+class Batch:
+    """One rollout: ``N = num_games * n_players`` rows (``game * n_players + seat``), time second."""
+
+    obs: Tensor  # [N, T, *obs_shape]
+    actions: Tensor  # [N, T, *action_shape]
+    log_probs: Tensor  # [N, T] log-probabilities under the acting policy
+    rewards: Tensor  # [N, T]
+    starts: Tensor  # [N, T] bool: obs[:, t] is the first observation of an episode
+    dones: Tensor  # [N, T] bool: the episode ends after step t and nothing is bootstrapped past it
+    truncated: Tensor  # [N, T] bool: the episode is cut after step t and bootstrapped from its last observation
+    learn: Tensor  # [N] bool: rows the update trains on (seat 0 only against a snapshot)
+    memory: tuple[Tensor, ...]  # the network's memory at the start of the rollout, per row
+    values: Tensor | None = None  # [N, T] the acting network's values (networks with a value head)
+    next_values: Tensor | None = None  # [N, T] the value after step t: 0 where done, the last observation's where truncated
+
+    def rows(self, idx: Tensor) -> Batch:
+        """The rows ``idx`` of every per-row field."""
+        return Batch(**{f.name: _index(getattr(self, f.name), idx) for f in dataclasses.fields(self)})
+
+
+def _index(x: Any, idx: Tensor) -> Any:
+    if x is None:
+        return None
+    if isinstance(x, tuple):
+        return tuple(m[idx] for m in x)
+    return x[idx]
+
+
+class Rollouts:
+    """Rollouts of ``steps`` steps of every game of ``vec`` played by ``net``.
+
+    The games, the observations, the episode starts and the network's memory carry from
+    one rollout to the next. ``time_limit`` is the run's: the end of an episode at its
+    ``max_steps`` is a termination (``"terminate"``) or, for a network with a value head, a
+    truncation bootstrapped from the value of its last observation (``"bootstrap"``).
+    Actions are drawn with ``generator``. After each rollout, ``finished`` holds the number
+    of episodes that ended in it and ``finished_return`` their mean per-capita return (NaN
+    when none ended).
+    """
+
+    def __init__(self, vec: Any, net: nn.Module, steps: int, time_limit: str, generator: torch.Generator,
+                 device: torch.device, seed: int):
+        self.vec, self.net, self.steps, self.time_limit = vec, net, steps, time_limit
+        self.generator, self.device = generator, device
+        self.game = vec.game
+        self.n_players = vec.n_players
+        self.rows = vec.num_envs * vec.n_players
+        self.restart(seed)
+
+    def restart(self, seed: int) -> None:
+        """New episodes of every game, from ``seed``, and fresh memory."""
+        obs, _ = self.vec.reset(seed=seed)
+        self.obs = obs.to(self.device).flatten(0, 1)
+        self.start = torch.ones(self.rows, dtype=torch.bool, device=self.device)
+        self.memory = self.net.initial_memory(self.rows, self.device)
+        self.episode_return = torch.zeros(self.rows, device=self.device)
+        self.finished, self.finished_return = 0, float("nan")
+
+    @torch.no_grad()
+    def collect(self, opponent: nn.Module | None = None) -> Batch:
+        """One rollout. With ``opponent`` (a network of the same interface) seat 0 of every game
+        is played by the network and the other seats by ``opponent``, from fresh memory;
+        only seat 0's rows are then marked to learn from."""
+        T, M, n, dev = self.steps, self.rows, self.n_players, self.device
+        game = self.game
+        B = M // n
+        net = self.net.eval()
+        values_on = net.has_value_head
+        if values_on and opponent is not None:
+            raise ValueError("agent replay is for networks without a value head (the opponent's seats have no values)")
+        obs_buf = torch.empty((T, M, *self.obs.shape[1:]), dtype=self.obs.dtype, device=dev)
+        act_buf = torch.empty((T, M, *game.action_shape), dtype=game.action_dtype, device=dev)
+        logp_buf = torch.empty((T, M), device=dev)
+        rew_buf = torch.empty((T, M), device=dev)
+        flags = {k: torch.zeros((T, M), dtype=torch.bool, device=dev) for k in ("starts", "dones", "truncated")}
+        val_buf = torch.zeros((T, M), device=dev) if values_on else None
+        next_buf = torch.zeros((T, M), device=dev) if values_on else None
+        memory = self.memory
+        state = net.begin(memory)
+        own = torch.arange(B, device=dev) * n  # seat 0 of every game
+        if opponent is not None:
+            theirs = (torch.arange(B, device=dev).unsqueeze(1) * n + torch.arange(1, n, device=dev)).flatten()
+            opp_state = opponent.begin(opponent.initial_memory(theirs.numel(), dev))
+            own_state = tuple(x[own] for x in state)
+        ended_sum = torch.zeros((), device=dev)
+        ended_rows = torch.zeros((), dtype=torch.long, device=dev)
+        obs, start = self.obs, self.start
+        for t in range(T):
+            obs_buf[t], flags["starts"][t] = obs, start
+            if opponent is None:
+                dist, value, state = net.step(state, obs, start)
+                action = sample_action(dist, self.generator)
+                logp_buf[t] = dist.log_prob(action)
+            else:
+                dist, value, own_state = net.step(own_state, obs[own], start[own])
+                mine = sample_action(dist, self.generator)
+                odist, _, opp_state = opponent.step(opp_state, obs[theirs], start[theirs])
+                other = sample_action(odist, self.generator)
+                action = torch.empty((M, *game.action_shape), dtype=mine.dtype, device=dev)
+                action[own], action[theirs] = mine, other
+                logp_buf[t, own] = dist.log_prob(mine)
+                logp_buf[t, theirs] = odist.log_prob(other)
+            act_buf[t] = action
+            next_obs, rewards, terminated, truncated, info = self.vec.step(action.view(B, n, *game.action_shape))
+            rew_buf[t] = rewards.to(dev).flatten()
+            term = terminated.to(dev).repeat_interleave(n)
+            trunc = truncated.to(dev).repeat_interleave(n) & ~term
+            bootstrap = trunc if self.time_limit == "bootstrap" else torch.zeros_like(trunc)
+            flags["dones"][t] = term | (trunc & ~bootstrap)
+            flags["truncated"][t] = bootstrap
+            ended = term | trunc
+            if values_on:
+                val_buf[t] = value
+                # the last observation's value, seen with the finished episode's memory
+                if self.time_limit == "bootstrap" and bool(bootstrap.any()):
+                    final = info["final_obs"].to(dev).flatten(0, 1)
+                    _, v_final, _ = net.step(state, final, torch.zeros_like(start))
+                    next_buf[t] = torch.where(bootstrap, v_final, 0.0)
+            self.episode_return += rew_buf[t]
+            ended_sum += torch.where(ended, self.episode_return, 0.0).sum()
+            ended_rows += ended.sum()
+            self.episode_return = torch.where(ended, 0.0, self.episode_return)
+            obs, start = next_obs.to(dev).flatten(0, 1), ended
+        if opponent is not None:
+            state = tuple(x.index_copy(0, own, y) for x, y in zip(state, own_state))
+        if values_on:
+            _, v_last, _ = net.step(state, obs, start)
+            following = torch.cat((val_buf[1:], v_last.unsqueeze(0)), 0)
+            next_buf = torch.where(flags["dones"] | flags["truncated"], next_buf, following)
+        self.memory = net.end(memory, state, obs_buf.transpose(0, 1), flags["starts"].transpose(0, 1))
+        self.obs, self.start = obs, start
+        self.finished = int(ended_rows) // n
+        self.finished_return = float(ended_sum) / int(ended_rows) if self.finished else float("nan")
+        learn = torch.ones(M, dtype=torch.bool, device=dev)
+        if opponent is not None:
+            learn[theirs] = False
+
+        def rows(x: Tensor | None) -> Tensor | None:  # [T, M, ...] -> [M, T, ...]
+            return None if x is None else x.transpose(0, 1).contiguous()
+
+        return Batch(rows(obs_buf), rows(act_buf), rows(logp_buf), rows(rew_buf), rows(flags["starts"]),
+                     rows(flags["dones"]), rows(flags["truncated"]), learn, memory, rows(val_buf), rows(next_buf))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The games (when the vector env can save them), the observations, starts and memory."""
+        games = self.vec.state_dict() if hasattr(self.vec, "state_dict") else None
+        return {"games": games, "obs": self.obs, "start": self.start, "memory": self.memory,
+                "episode_return": self.episode_return}
+
+    def load_state_dict(self, saved: dict[str, Any], seed: int) -> None:
+        """Continue from :meth:`state_dict`; games that could not be saved (worker processes)
+        start new episodes from ``seed`` instead."""
+        if saved["games"] is None:
+            self.restart(seed)
+            return
+        self.vec.load_state_dict(saved["games"])
+        self.obs = saved["obs"].to(self.device)
+        self.start = saved["start"].to(self.device)
+        self.memory = tuple(x.to(self.device) for x in saved["memory"])
+        self.episode_return = saved["episode_return"].to(self.device)
+
+
+class AgentReplay:
+    """Snapshots of the actor's weights (every ``every`` updates, the oldest dropped past
+    ``capacity``); each rollout plays the current agent against itself with probability
+    ``self_play_prob``, else seat 0 against a snapshot drawn with ``rng``."""
+
+    def __init__(self, self_play_prob: float, every: int, capacity: int):
+        self.self_play_prob, self.every, self.capacity = self_play_prob, every, capacity
+        self.snapshots: list[dict[str, Tensor]] = []
+
+    def opponent(self, actor: nn.Module, rng: random.Random) -> nn.Module | None:
+        """A copy of ``actor`` with a snapshot's weights, or None for self-play."""
+        if not self.snapshots or rng.random() < self.self_play_prob:
+            return None
+        opponent = copy.deepcopy(actor)
+        opponent.load_state_dict(rng.choice(self.snapshots))
+        return opponent
+
+    def after_update(self, iteration: int, actor: nn.Module) -> None:
+        if iteration % self.every == 0:
+            self.snapshots.append({k: v.detach().clone() for k, v in actor.state_dict().items()})
+            del self.snapshots[: max(0, len(self.snapshots) - self.capacity)]
+
+
+class TrajectoryReplay:
+    """Replace a ``fraction`` of the games of each batch by the same games of the previous batch."""
+
+    def __init__(self, fraction: float, n_players: int):
+        self.fraction, self.n_players = fraction, n_players
+        self.previous: Batch | None = None
+
+    def mix(self, batch: Batch, generator: torch.Generator) -> Batch:
+        previous, self.previous = self.previous, batch
+        if self.fraction <= 0 or previous is None:
+            return batch
+        n = self.n_players
+        games = batch.rewards.shape[0] // n
+        k = max(1, int(round(self.fraction * games)))
+        device = batch.rewards.device
+        chosen = torch.randperm(games, generator=generator, device=device)[:k]
+        rows = (chosen.unsqueeze(1) * n + torch.arange(n, device=device)).flatten()
+        mixed = {}
+        for f in dataclasses.fields(batch):
+            new, old = getattr(batch, f.name), getattr(previous, f.name)
+            if isinstance(new, Tensor):
+                new = new.clone()
+                new[rows] = old[rows]
+            elif isinstance(new, tuple):
+                new = tuple(x.clone().index_copy(0, rows, y[rows]) for x, y in zip(new, old))
+            mixed[f.name] = new
+        return Batch(**mixed)
