@@ -149,6 +149,8 @@ def test_bad_config_names_the_field_and_allowed_values():
         make_config("ipd", lr=1e-3)  # PPO's name: every name belongs to one section
     with pytest.raises(ValueError, match="env_kwargs.*max_steps"):
         make_config("coin_game", env_kwargs={"max_steps": 4})  # the episode length is max_steps, never both
+    with pytest.raises(ValueError, match="env_kwargs = {'size': 4} is invalid for ipd.*size"):
+        make_config("ipd", env_kwargs={"size": 4})  # the game's own check, as a clear error
 
 
 def _field_docstrings(cls) -> dict[str, str]:

@@ -134,7 +134,7 @@ class RunConfig(Section):
         return {**self.env_kwargs, "max_steps": self.max_steps}
 
     def validate(self, run: RunConfig | None = None) -> RunConfig:
-        from social_dilemmas import GAME_NAMES
+        from social_dilemmas import GAME_NAMES, spec
         from social_dilemmas.policies import SCRIPTED
 
         need(self, self.env in GAME_NAMES, "env", f"allowed values are {list(GAME_NAMES)}")
@@ -150,6 +150,10 @@ class RunConfig(Section):
         need(self, self.eval_every == 0 or self.env in SCRIPTED, "eval_every",
              f"must be 0 for {self.env} (scripted players exist for {', '.join(SCRIPTED)})")
         need(self, isinstance(self.tensorboard, bool), "tensorboard", "must be true or false")
+        try:  # the game's own checks of its arguments
+            spec(self.env, **self.game_kwargs())
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"env_kwargs = {self.env_kwargs!r} is invalid for {self.env}: {e}") from None
         return self
 
 

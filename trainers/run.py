@@ -35,7 +35,7 @@ RESUME_CHANGEABLE = ("iterations", "save_every", "log_every", "eval_every", "eva
 
 def save_checkpoint(algo: Any, out: Path) -> None:
     """``out/checkpoint.pt`` of the run ``algo`` (atomically), and the files it exports beside it."""
-    atomic_save({"format": CHECKPOINT_FORMAT, "algo": algo.name, "config": algo.config.to_dict(),
+    atomic_save({"format": CHECKPOINT_FORMAT, "algo": algo.run.algo, "config": algo.config.to_dict(),
                  "iteration": algo.iteration, "state": algo.state_dict()}, out / "checkpoint.pt")
     algo.export(out)
 
