@@ -153,38 +153,24 @@ def test_bad_config_names_the_field_and_allowed_values():
         make_config("ipd", env_kwargs={"size": 4})  # the game's own check, as a clear error
 
 
-def _field_docstrings(cls) -> dict[str, str]:
-    """The docstring under each field of a dataclass and of its bases."""
-    import ast
-    import inspect
-    import textwrap
-
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__[:-1]):
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
-        for node, nxt in zip(body, body[1:]):
-            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value.value, str):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
 @pytest.mark.parametrize("algo", algorithms.names())
 def test_every_config_field_has_a_docstring_that_the_cli_shows(algo, capsys):
     import dataclasses
 
     from trainers.__main__ import main
-    from trainers.config import RunConfig
+    from trainers.config import RunConfig, field_docs
 
     section = algorithms.get(algo).Config
     for cls in (RunConfig, section):
-        docs = _field_docstrings(cls)
+        docs = field_docs(cls)
         names = {f.name for f in dataclasses.fields(cls)}
         assert names == set(docs), names ^ set(docs)
         assert all(len(d) > 10 for d in docs.values())
     assert main(["train", "--algo", algo, "--help"]) == 0
     shown = " ".join(capsys.readouterr().out.split())
-    for name in {f.name for f in dataclasses.fields(section)}:
+    for name, doc in field_docs(section).items():
         assert "--" + name.replace("_", "-") in shown, name
+        assert " ".join(doc.split()[:4]) in shown, name  # its docstring is its help
 
 
 def test_presets_follow_the_spec_table():

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +65,26 @@ def _arg(kind: Any, help: str, flag: bool = False) -> Any:
     return Annotated[(kind, *markers)]
 
 
+def _documented(cls: type) -> type:
+    """``cls`` (a configuration section) as a dataclass of the same fields whose help is the
+    field's docstring with its lines joined (tyro keeps the line breaks of indented docstrings)."""
+    from trainers.config import field_docs
+
+    docs, hints = field_docs(cls), typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        default = {"default": f.default} if f.default is not dataclasses.MISSING else {"default_factory": f.default_factory}
+        fields.append((f.name, Annotated[hints[f.name], tyro.conf.arg(help=docs.get(f.name))], dataclasses.field(**default)))
+    documented = dataclasses.make_dataclass(cls.__name__, fields)
+    documented.__doc__ = cls.__doc__
+    return documented
+
+
+def _as(cls: type, value: Any) -> Any:
+    """The section ``cls`` with the values of ``value`` (a :func:`_documented` copy)."""
+    return cls(**{f.name: getattr(value, f.name) for f in dataclasses.fields(cls)})
+
+
 def _cli(cls: type, argv: list[str], command: str, default: Any = None) -> Any:
     return tyro.cli(cls, args=argv, default=default, prog=f"python -m trainers {command}", registry=_registry,
                     description=(cls.__doc__ or "").strip())
@@ -86,8 +107,8 @@ def _train_command(section: type) -> type:
                                      "busy with other jobs, where threads fight over the cores"),
          dataclasses.field(default=None)),
         ("no_progress", _arg(bool, "no progress bar", flag=True), dataclasses.field(default=False)),
-        ("run", Annotated[RunConfig, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=RunConfig)),
-        ("algorithm", Annotated[section, tyro.conf.OmitArgPrefixes], dataclasses.field(default_factory=section)),
+        ("run", Annotated[_documented(RunConfig), tyro.conf.OmitArgPrefixes], dataclasses.field(default=None)),
+        ("algorithm", Annotated[_documented(section), tyro.conf.OmitArgPrefixes], dataclasses.field(default=None)),
     ]
     cls = dataclasses.make_dataclass("TrainCommand", fields)
     cls.__doc__ = "Train an agent. Options not given take the game's preset for the algorithm (SPEC section 7)."
@@ -124,7 +145,10 @@ def _train(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    args = _cli(cls, argv, "train", default=cls(run=base.run, algorithm=base.algorithm))
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    run_type, section_type = (typing.get_args(fields[k])[0] for k in ("run", "algorithm"))
+    default = cls(run=run_type(**base.run.to_dict()), algorithm=section_type(**base.algorithm.to_dict()))
+    args = _cli(cls, argv, "train", default=default)
     if args.threads is not None:
         if args.threads < 1:
             print(f"error: --threads must be an integer >= 1, got {args.threads}", file=sys.stderr)
@@ -132,7 +156,7 @@ def _train(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = Config(args.run, args.algorithm)
+    config = Config(_as(type(base.run), args.run), _as(type(base.algorithm), args.algorithm))
     try:
         if args.resume:
             algo = train(config, args.resume, resume=True, progress=not args.no_progress)

@@ -15,16 +15,35 @@ command line's help.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Section", "RunConfig", "Config", "CONFIG_FORMAT", "need"]
+__all__ = ["Section", "RunConfig", "Config", "CONFIG_FORMAT", "need", "field_docs"]
 
 #: Version of ``config.json``'s layout (1: the flat configuration of the first trainers).
 CONFIG_FORMAT = 2
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of the dataclass ``cls`` and of its bases, its
+    lines joined (the command line's help)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        except (OSError, TypeError):  # a class without source (made at run time)
+            continue
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
 
 
 def need(section: Any, ok: bool, name: str, allowed: str) -> None:
