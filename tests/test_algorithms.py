@@ -49,9 +49,9 @@ class Toy(OnPolicy):
     Config = ToyConfig
 
     def update_actor(self, batch, est, adv: Tensor, others: Tensor) -> dict[str, float]:
-        rows = batch.rows(batch.learn)
+        rows, learn = batch.learning()
         dist, _ = self.actor.forward_sequence(rows.memory, rows.obs, rows.starts)
-        loss = losses.reinforce_loss(self.cfg.scale * adv[batch.learn], dist.log_prob(rows.actions))
+        loss = losses.reinforce_loss(self.cfg.scale * adv[learn], dist.log_prob(rows.actions))
         loss = loss - self.cfg.entropy_coef * entropy(dist).mean()
         self.check("actor loss", loss)
         norm = clip_and_step(self.actor_opt, loss, self.actor.parameters(), self.cfg.grad_clip)

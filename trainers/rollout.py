@@ -49,6 +49,12 @@ class Batch:
         """The rows ``idx`` of every per-row field."""
         return Batch(**{f.name: _index(getattr(self, f.name), idx) for f in dataclasses.fields(self)})
 
+    def learning(self) -> tuple[Batch, Tensor | slice]:
+        """The rows to train on and their index into the batch (all of them, without a copy, in self-play)."""
+        if bool(self.learn.all()):
+            return self, slice(None)
+        return self.rows(self.learn), self.learn
+
 
 def _index(x: Any, idx: Tensor) -> Any:
     if x is None:
@@ -104,9 +110,12 @@ class Rollouts:
         act_buf = torch.empty((T, M, *game.action_shape), dtype=game.action_dtype, device=dev)
         logp_buf = torch.empty((T, M), device=dev)
         rew_buf = torch.empty((T, M), device=dev)
-        flags = {k: torch.zeros((T, M), dtype=torch.bool, device=dev) for k in ("starts", "dones", "truncated")}
+        start_buf = torch.zeros((T, M), dtype=torch.bool, device=dev)
+        term_buf = torch.empty((T, B), dtype=torch.bool, device=dev)  # per game: the episode ended after step t
+        trunc_buf = torch.empty((T, B), dtype=torch.bool, device=dev)
         val_buf = torch.zeros((T, M), device=dev) if values_on else None
         next_buf = torch.zeros((T, M), device=dev) if values_on else None
+        bootstrap = self.time_limit == "bootstrap"
         memory = self.memory
         state = net.begin(memory)
         own = torch.arange(B, device=dev) * n  # seat 0 of every game
@@ -114,19 +123,19 @@ class Rollouts:
             theirs = (torch.arange(B, device=dev).unsqueeze(1) * n + torch.arange(1, n, device=dev)).flatten()
             opp_state = opponent.begin(opponent.initial_memory(theirs.numel(), dev))
             own_state = tuple(x[own] for x in state)
-        ended_sum = torch.zeros((), device=dev)
-        ended_rows = torch.zeros((), dtype=torch.long, device=dev)
-        obs, start = self.obs, self.start
+        obs, start = self.obs, self.start  # start None: no episode starts at this step
         for t in range(T):
-            obs_buf[t], flags["starts"][t] = obs, start
+            obs_buf[t] = obs
+            if start is not None:
+                start_buf[t] = start
             if opponent is None:
                 dist, value, state = net.step(state, obs, start)
                 action = sample_action(dist, self.generator)
                 logp_buf[t] = dist.log_prob(action)
             else:
-                dist, value, own_state = net.step(own_state, obs[own], start[own])
+                dist, value, own_state = net.step(own_state, obs[own], None if start is None else start[own])
                 mine = sample_action(dist, self.generator)
-                odist, _, opp_state = opponent.step(opp_state, obs[theirs], start[theirs])
+                odist, _, opp_state = opponent.step(opp_state, obs[theirs], None if start is None else start[theirs])
                 other = sample_action(odist, self.generator)
                 action = torch.empty((M, *game.action_shape), dtype=mine.dtype, device=dev)
                 action[own], action[theirs] = mine, other
@@ -135,34 +144,34 @@ class Rollouts:
             act_buf[t] = action
             next_obs, rewards, terminated, truncated, info = self.vec.step(action.view(B, n, *game.action_shape))
             rew_buf[t] = rewards.to(dev).flatten()
-            term = terminated.to(dev).repeat_interleave(n)
-            trunc = truncated.to(dev).repeat_interleave(n) & ~term
-            bootstrap = trunc if self.time_limit == "bootstrap" else torch.zeros_like(trunc)
-            flags["dones"][t] = term | (trunc & ~bootstrap)
-            flags["truncated"][t] = bootstrap
-            ended = term | trunc
+            term_buf[t], trunc_buf[t] = terminated, truncated
+            # the vector envs give final_obs on the steps where a game ended (same-step autoreset):
+            # knowing that on the host spares the networks a mask at every other step
+            some_ended = "final_obs" in info
             if values_on:
                 val_buf[t] = value
-                # the last observation's value, seen with the finished episode's memory
-                if self.time_limit == "bootstrap" and bool(bootstrap.any()):
-                    final = info["final_obs"].to(dev).flatten(0, 1)
-                    _, v_final, _ = net.step(state, final, torch.zeros_like(start))
-                    next_buf[t] = torch.where(bootstrap, v_final, 0.0)
-            self.episode_return += rew_buf[t]
-            ended_sum += torch.where(ended, self.episode_return, 0.0).sum()
-            ended_rows += ended.sum()
-            self.episode_return = torch.where(ended, 0.0, self.episode_return)
-            obs, start = next_obs.to(dev).flatten(0, 1), ended
+                if bootstrap and some_ended:  # the last observation's value, seen with the finished episode's memory
+                    cut = (truncated & ~terminated).to(dev).repeat_interleave(n)
+                    _, v_final, _ = net.step(state, info["final_obs"].to(dev).flatten(0, 1), None)
+                    next_buf[t] = torch.where(cut, v_final, 0.0)
+            obs = next_obs.to(dev).flatten(0, 1)
+            start = (terminated | truncated).to(dev).repeat_interleave(n) if some_ended else None
         if opponent is not None:
             state = tuple(x.index_copy(0, own, y) for x, y in zip(state, own_state))
+        # the episode ends, per row: terminated, or truncated and (time_limit) bootstrapped or not
+        term = term_buf.repeat_interleave(n, dim=1)
+        trunc = trunc_buf.repeat_interleave(n, dim=1) & ~term
+        ended = term | trunc
+        cut = trunc if bootstrap else torch.zeros_like(trunc)
+        dones = ended & ~cut
         if values_on:
             _, v_last, _ = net.step(state, obs, start)
             following = torch.cat((val_buf[1:], v_last.unsqueeze(0)), 0)
-            next_buf = torch.where(flags["dones"] | flags["truncated"], next_buf, following)
-        self.memory = net.end(memory, state, obs_buf.transpose(0, 1), flags["starts"].transpose(0, 1))
-        self.obs, self.start = obs, start
-        self.finished = int(ended_rows) // n
-        self.finished_return = float(ended_sum) / int(ended_rows) if self.finished else float("nan")
+            next_buf = torch.where(ended, next_buf, following)
+        self.memory = net.end(memory, state, obs_buf.transpose(0, 1), start_buf.transpose(0, 1))
+        self.obs = obs
+        self.start = start if start is not None else torch.zeros(M, dtype=torch.bool, device=dev)
+        self._count_episodes(rew_buf, ended)
         learn = torch.ones(M, dtype=torch.bool, device=dev)
         if opponent is not None:
             learn[theirs] = False
@@ -170,8 +179,21 @@ class Rollouts:
         def rows(x: Tensor | None) -> Tensor | None:  # [T, M, ...] -> [M, T, ...]
             return None if x is None else x.transpose(0, 1).contiguous()
 
-        return Batch(rows(obs_buf), rows(act_buf), rows(logp_buf), rows(rew_buf), rows(flags["starts"]),
-                     rows(flags["dones"]), rows(flags["truncated"]), learn, memory, rows(val_buf), rows(next_buf))
+        return Batch(rows(obs_buf), rows(act_buf), rows(logp_buf), rows(rew_buf), rows(start_buf), rows(dones),
+                     rows(cut), learn, memory, rows(val_buf), rows(next_buf))
+
+    def _count_episodes(self, rewards: Tensor, ended: Tensor) -> None:
+        """The episodes that ended in this rollout (``rewards``, ``ended``: ``[T, M]``): their number
+        and mean per-capita return; the returns of the episodes still running carry on."""
+        ended_f = ended.float()
+        # a step belongs to an episode that ends in this rollout if an end comes at or after it
+        finishing = ended_f.flip(0).cummax(0).values.flip(0)
+        any_end = finishing[0]
+        total = (rewards * finishing).sum() + (self.episode_return * any_end).sum()
+        self.episode_return = (rewards * (1.0 - finishing)).sum(0) + self.episode_return * (1.0 - any_end)
+        rows = int(ended_f.sum())
+        self.finished = rows // self.n_players
+        self.finished_return = float(total) / rows if rows else float("nan")
 
     def state_dict(self) -> dict[str, Any]:
         """The games (when the vector env can save them), the observations, starts and memory."""

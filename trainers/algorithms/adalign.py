@@ -127,8 +127,8 @@ class AdAlign(OnPolicy):
         return self.cfg.beta if self.iteration >= self.cfg.alignment_warmup else 0.0
 
     def update_actor(self, batch: Batch, est: Estimate, adv: Tensor, others: Tensor) -> dict[str, float]:
-        cfg, learn = self.cfg, batch.learn
-        rows = batch.rows(learn)
+        cfg = self.cfg
+        rows, learn = batch.learning()
         dist, values = self.actor.forward_sequence(rows.memory, rows.obs, rows.starts)
         logp = dist.log_prob(rows.actions)
         loss, info = losses.adalign_loss(

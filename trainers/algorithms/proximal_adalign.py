@@ -58,8 +58,8 @@ class ProximalAdAlign(AdAlign):
     postfix = ("rollout/reward_per_step", "rollout/cooperation", "train/loss", "train/critic_loss")
 
     def update_actor(self, batch: Batch, est: Estimate, adv: Tensor, others: Tensor) -> dict[str, float]:
-        cfg, learn = self.cfg, batch.learn
-        rows = batch.rows(learn)
+        cfg = self.cfg
+        rows, learn = batch.learning()
         own, theirs = adv[learn], others[learn]
         targets = None if est.targets is None else est.targets[learn]
         beta, masks = self.beta, cfg.sign_masks or None

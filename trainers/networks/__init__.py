@@ -18,7 +18,7 @@ whose first dimension is the rows (one row per player of a game)::
     dist, values = net.forward_sequence(memory, obs_seq, starts)   # obs_seq [M, T, ...], starts [M, T]
 
 ``start[m]`` is True where ``obs[m]`` is the first observation of an episode: the memory
-of that row is cleared first. ``value`` / ``values`` are None unless the network has a
+of that row is cleared first (``start=None``: no row starts at this step). ``value`` / ``values`` are None unless the network has a
 value head (``net.has_value_head``; then ``net.value_parameters()`` are the head's).
 :func:`build_networks` picks the networks of a game from a configuration section.
 """

@@ -104,10 +104,10 @@ class Actor(nn.Module):
     def begin(self, memory: tuple[Tensor]) -> tuple[Tensor]:
         return memory
 
-    def step(self, state: tuple[Tensor], obs: Tensor, start: Tensor):
+    def step(self, state: tuple[Tensor], obs: Tensor, start: Tensor | None):
         """One step: ``obs`` ``[M, *obs_shape]``, ``start`` ``[M]`` (True: first step of an
-        episode, the memory is cleared) -> (distribution, None, new state)."""
-        h = state[0].masked_fill(start.unsqueeze(-1), 0.0).unsqueeze(0)
+        episode, the memory is cleared; None: no row starts) -> (distribution, None, new state)."""
+        h = (state[0] if start is None else state[0].masked_fill(start.unsqueeze(-1), 0.0)).unsqueeze(0)
         out, h = self.net.step(obs.flatten(1), h)
         return self.distribution(out), None, (h.squeeze(0),)
 

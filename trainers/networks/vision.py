@@ -189,19 +189,21 @@ class VisionNet(nn.Module):
         prefix, ids = memory
         return self.encoder(prefix), ids
 
-    def step(self, rstate: Memory, obs: Tensor, start: Tensor):
-        """One step: ``obs`` ``[M, H, W, C]``, ``start`` ``[M]`` -> (distribution, value ``[M]``, new state)."""
+    def step(self, rstate: Memory, obs: Tensor, start: Tensor | None):
+        """One step: ``obs`` ``[M, H, W, C]``, ``start`` ``[M]`` (None: no row starts) -> (distribution,
+        value ``[M]``, new state)."""
         logits, value, rstate = self.step_logits(rstate, obs, start)
         return self.distribution(logits), value, rstate
 
-    def step_logits(self, rstate: Memory, obs: Tensor, start: Tensor) -> tuple[Tensor, Tensor, Memory]:
+    def step_logits(self, rstate: Memory, obs: Tensor, start: Tensor | None) -> tuple[Tensor, Tensor, Memory]:
         z = self.encoder(obs)
         if self.arch == "gru":
-            h = self.core(z, rstate[0] * (~start).unsqueeze(-1).to(z.dtype))
+            h = rstate[0] if start is None else rstate[0] * (~start).unsqueeze(-1).to(z.dtype)
+            h = self.core(z, h)
             return *self.heads(h), (h,)
         emb, ids = rstate
-        last = ids[:, -1] if ids.shape[1] else torch.zeros_like(start, dtype=torch.long)
-        new_id = last.clamp(min=0) + start.long()
+        last = ids[:, -1] if ids.shape[1] else torch.zeros(obs.shape[0], dtype=torch.long, device=obs.device)
+        new_id = last.clamp(min=0) + (0 if start is None else start.long())
         win = torch.cat((emb, z.unsqueeze(1)), 1)
         win_ids = torch.cat((ids, new_id.unsqueeze(1)), 1)
         out = self.core(win, win_ids)
