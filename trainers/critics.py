@@ -42,8 +42,6 @@ class Estimate:
 class SeparateCritic:
     """A critic network of its own (see the module docstring). ``cfg``: an on-policy section."""
 
-    has_head = False
-
     def __init__(self, net: nn.Module, cfg: Any, max_steps: int, device: torch.device):
         self.net, self.cfg = net, cfg
         self.target = copy.deepcopy(net).requires_grad_(False)
@@ -80,8 +78,9 @@ class SeparateCritic:
         norm = clip_and_step(self.opt, loss, self.net.parameters(), self.cfg.grad_clip)
         return {"train/critic_loss": loss.item(), "train/critic_grad_norm": norm}
 
-    def minibatch_loss(self, values: Tensor | None, est: Estimate, idx: Tensor) -> Tensor | float:
-        return 0.0
+    def value_loss(self, values: Tensor | None, targets: Tensor | None) -> tuple[Tensor | float, dict[str, Tensor]]:
+        """Nothing joins the actor's loss: this critic learns in :meth:`step`."""
+        return 0.0, {}
 
     def after_update(self) -> None:
         ema_update_(self.target, self.net, self.cfg.target_tau)
@@ -104,8 +103,6 @@ class ValueHead:
     the critic trained by ``value_coef`` times the Huber loss to the lambda-returns inside
     the actor's loss."""
 
-    has_head = True
-
     def __init__(self, cfg: Any):
         self.cfg = cfg
 
@@ -117,8 +114,11 @@ class ValueHead:
     def step(self, est: Estimate, iteration: int, out: Any = None) -> dict[str, float]:
         return {}
 
-    def minibatch_loss(self, values: Tensor | None, est: Estimate, idx: Tensor) -> Tensor:
-        return self.cfg.value_coef * losses.critic_loss(values, est.targets[idx])
+    def value_loss(self, values: Tensor | None, targets: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """``value_coef`` times the Huber loss of the head's ``values`` to the lambda-returns
+        ``targets`` (the rows the actor's loss is on), and that loss as a metric."""
+        loss = losses.critic_loss(values, targets)
+        return self.cfg.value_coef * loss, {"critic_loss": loss.detach()}
 
     def after_update(self) -> None:
         pass

@@ -51,7 +51,6 @@ def make_config(env: str = "ipd", algo: str | None = None, fast: bool = False, *
     algo = algo or overrides.pop("algo", None) or game.pop("algo", "adalign")
     game.pop("algo", None)
     overrides.pop("algo", None)
-    overrides.pop("env", None)
     cls = algorithms.get(algo)
     if fast and env not in cls.fast_presets:
         raise ValueError(f"--fast (the CPU preset) exists for {algo} on {sorted(cls.fast_presets) or 'no game'}, "

@@ -305,10 +305,8 @@ class GameVecEnv(VecEnv):
         }
 
     def set_state(self, s: dict[str, Any]) -> None:
-        vec = self.vec
-        dev = vec.device
-        vec.load_state_dict(s["games"])
-        self._obs = None if s["obs"] is None else torch.as_tensor(s["obs"], device=dev)
+        self.vec.load_state_dict(s["games"])
+        self._obs = None if s["obs"] is None else torch.as_tensor(s["obs"], device=self.vec.device)
         self._ep_return = np.array(s["ep_return"], dtype=np.float64)
         self._ep_game_return = np.array(s["ep_game_return"], dtype=np.float64)
         self._ep_len = s["ep_len"]

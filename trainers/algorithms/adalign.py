@@ -135,7 +135,7 @@ class AdAlign(OnPolicy):
             adv[learn], others[learn], logp, entropy(dist), beta=self.beta, entropy_coef=cfg.entropy_coef,
             mode=cfg.aggregation, gamma=cfg.gamma, masks=cfg.sign_masks or None,
         )
-        value_loss, value_info = self.value_loss(values, None if est.targets is None else est.targets[learn])
+        value_loss, value_info = self.critic.value_loss(values, None if est.targets is None else est.targets[learn])
         loss = loss + value_loss
         self.check("actor loss", loss)
         norm = clip_and_step(self.actor_opt, loss, self.actor.parameters(), cfg.grad_clip)

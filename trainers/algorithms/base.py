@@ -42,7 +42,6 @@ from torch import Tensor
 
 import social_dilemmas
 from social_dilemmas.policies import Policy
-from trainers import losses
 from trainers.advantages import normalize_advantages, others_sum
 from trainers.common import check_finite, clip_and_step, resolve_device
 from trainers.config import Config, Section, need
@@ -311,13 +310,6 @@ class OnPolicy(Algorithm):
         ``[N, T]`` and its other players' summed advantages ``others`` (both without
         gradient). Train only the rows of ``batch.learn``; returns ``train/`` metrics."""
         raise NotImplementedError
-
-    def value_loss(self, values: Tensor | None, targets: Tensor | None) -> tuple[Tensor | float, dict[str, Tensor]]:
-        """The value head's weighted loss and its metric (0 and none with a separate critic)."""
-        if not self.critic.has_head:
-            return 0.0, {}
-        loss = losses.critic_loss(values, targets)
-        return self.cfg.value_coef * loss, {"critic_loss": loss.detach()}
 
     def check(self, what: str, value: Tensor) -> None:
         """Stop with :class:`~trainers.common.TrainingDiverged` if ``value`` is NaN or infinite."""

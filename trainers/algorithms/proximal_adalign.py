@@ -71,7 +71,7 @@ class ProximalAdAlign(AdAlign):
                                                       beta=beta, clip_eps=cfg.clip_eps, mode=cfg.aggregation,
                                                       gamma=cfg.gamma, masks=masks)
             ent = entropy(dist).mean()
-            value_loss, value_info = self.value_loss(values, None if targets is None else targets[idx])
+            value_loss, value_info = self.critic.value_loss(values, None if targets is None else targets[idx])
             return loss - cfg.entropy_coef * ent + value_loss, {**info, "loss": loss, "entropy": ent, **value_info}
 
         return ppo_epochs(own.shape[0], cfg, self.action_gen, minibatch, self.actor_opt, list(self.actor.parameters()),
