@@ -39,12 +39,13 @@ def _gen(seed: int) -> torch.Generator:
 # --------------------------------------------------------------------------------------
 
 
-def ref_past(own: torch.Tensor, b: int, t: int, mode: str, gamma: float | None) -> float:
+def ref_past(own: torch.Tensor, b: int, t: int, mode: str, gamma: float | None, eq10: bool = False) -> float:
     if t == 0:
         return 0.0
     if mode == "mean":
         return sum(float(own[b, k]) for k in range(t)) / t
-    return gamma ** (t + 1) * sum(gamma ** (t - k) * float(own[b, k]) for k in range(t))
+    outer = gamma if eq10 else gamma ** (t + 1)  # Eq. 10: beta * gamma * sum; Eq. 8: gamma^{t+1} * sum
+    return outer * sum(gamma ** (t - k) * float(own[b, k]) for k in range(t))
 
 
 def ref_case(past: float, other: float) -> str | None:
@@ -77,7 +78,7 @@ def ref_a_star(own, others_sum, beta, mode, gamma, masks) -> torch.Tensor:
     out = torch.zeros(B, T, dtype=DT)
     for b in range(B):
         for t in range(T):
-            past = ref_past(own, b, t, mode, gamma)
+            past = ref_past(own, b, t, mode, gamma, eq10=True)
             other = float(others_sum[b, t])
             keep = masks is None or ref_case(past, other) in set(masks)
             out[b, t] = float(own[b, t]) + (beta * past * other if keep else 0.0)
@@ -112,6 +113,30 @@ def test_past_aggregate_trailing_dims_and_errors():
         past_advantage_mean(own, mode="discounted")
     with pytest.raises(ValueError, match="'mean', 'discounted'"):
         past_advantage_mean(own, mode="ema")
+
+
+def test_discounted_aggregation_by_hand_eq8_and_eq10():
+    """Three steps, gamma 0.5, worked by hand from the paper's Eq. 8 and Eq. 10.
+
+    Own advantages A = (1, 2, 4), the other's B = (3, 5, 7), beta 2.
+    Eq. 8 weight at t: gamma^{t+1} sum_{k<t} gamma^{t-k} A_k:
+      t=1: 0.25 * (0.5 * 1) = 0.125;  t=2: 0.125 * (0.25 * 1 + 0.5 * 2) = 0.15625.
+    Eq. 10 weight at t: gamma * sum_{k<t} gamma^{t-k} A_k:
+      t=1: 0.5 * 0.5 = 0.25;  t=2: 0.5 * 1.25 = 0.625.
+    A* = A + beta * weight * B = (1, 2 + 2 * 0.25 * 5, 4 + 2 * 0.625 * 7) = (1, 4.5, 12.75).
+    loss_aa (Eq. 8 form) = -mean_{t>=1} weight_t * B_t * logp_t with logp = 1:
+      -(0.125 * 5 + 0.15625 * 7) / 2 = -0.859375.
+    """
+    own = torch.tensor([[1.0, 2.0, 4.0]], dtype=DT)
+    other = torch.tensor([[3.0, 5.0, 7.0]], dtype=DT)
+    torch.testing.assert_close(past_advantage_mean(own, mode="discounted", gamma=0.5),
+                               torch.tensor([[0.0, 0.125, 0.15625]], dtype=DT))
+    torch.testing.assert_close(past_advantage_mean(own, mode="discounted", gamma=0.5, time_discount=False),
+                               torch.tensor([[0.0, 0.25, 0.625]], dtype=DT))
+    a_star = aligned_advantages(own, other, beta=2.0, mode="discounted", gamma=0.5)
+    torch.testing.assert_close(a_star, torch.tensor([[1.0, 4.5, 12.75]], dtype=DT))
+    loss = advantage_alignment_term(own, other, torch.ones_like(own), mode="discounted", gamma=0.5)
+    assert float(loss) == pytest.approx(-0.859375)
 
 
 def test_discounted_past_long_horizon_is_finite():

@@ -22,8 +22,10 @@ Main formulas (agent ``i``, other players ``j != i``)::
     A*_t    = A_t + beta * past(A)_t * sum_{j != i} Aj_t          (A*_0 = A_0)
 
 with ``past(A)_t = (1/t) * sum_{k<t} A_k`` (``mode="mean"``, the released code's
-default) or ``gamma^{t+1} * sum_{k<t} gamma^{t-k} A_k`` (``mode="discounted"``, the
-paper's Eq. 8).
+default) or, with ``mode="discounted"``, the paper's discounted sums: in the REINFORCE
+form ``gamma^{t+1} * sum_{k<t} gamma^{t-k} A_k`` (Eq. 8, whose ``gamma^t`` weighs step
+``t`` of the return), in the aligned advantage ``gamma * sum_{k<t} gamma^{t-k} A_k``
+(Eq. 10: the ratio of the PPO surrogate carries no ``gamma^t``).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ Masks = str | Iterable[str] | None
 # --------------------------------------------------------------------------------------
 
 
-def past_advantage_mean(adv: Tensor, mode: str = "mean", gamma: float | None = None) -> Tensor:
+def past_advantage_mean(adv: Tensor, mode: str = "mean", gamma: float | None = None, time_discount: bool = True) -> Tensor:
     """Aggregate of an agent's PAST advantages at every time step.
 
     ``adv`` is ``[B, T, ...]`` (time = dim 1); the result has the same shape, and its
@@ -86,7 +88,10 @@ def past_advantage_mean(adv: Tensor, mode: str = "mean", gamma: float | None = N
           past_t = gamma^{t+1} * sum_{k<t} gamma^{t-k} A_k
 
       (the ``gamma^{t+1}`` is the paper's ``gamma^t`` of the time step times the extra
-      ``gamma`` of the alignment term).
+      ``gamma`` of the alignment term). With ``time_discount=False`` the ``gamma^t`` of
+      the time step is left out, as in the aligned advantage of Eq. 10::
+
+          past_t = gamma * sum_{k<t} gamma^{t-k} A_k
 
     Vectorised: cumsum for the mean, a ``[T, T]`` lower-triangular weight matrix for the
     discounted form (no negative powers of gamma, so no overflow on long horizons).
@@ -106,7 +111,8 @@ def past_advantage_mean(adv: Tensor, mode: str = "mean", gamma: float | None = N
         idx = torch.arange(T, device=adv.device, dtype=torch.float64)
         t_idx, k_idx = idx.view(T, 1), idx.view(1, T)
         # weight[t, k] = gamma^{t+1} * gamma^{t-k} = gamma^{2t + 1 - k}   for k < t
-        expo = 2.0 * t_idx + 1.0 - k_idx
+        # (without the time step's gamma^t: gamma * gamma^{t-k} = gamma^{t + 1 - k})
+        expo = (2.0 * t_idx if time_discount else t_idx) + 1.0 - k_idx
         weight = torch.where(k_idx < t_idx, torch.tensor(float(gamma), dtype=torch.float64, device=adv.device) ** expo, 0.0)
         weight = weight.to(adv.dtype)
         return torch.einsum("tk,bk...->bt...", weight, adv)
@@ -169,8 +175,10 @@ def alignment_weights(
     mode: str = "mean",
     gamma: float | None = None,
     masks: Masks = None,
+    time_discount: bool = True,
 ) -> Tensor:
     """Per-step alignment weight ``w_t = past(A_own)_t * sum_j Aj_t`` (masked), detached.
+    ``time_discount``: see :func:`past_advantage_mean` (Eq. 8: True; Eq. 10: False).
 
     Shapes: ``own_adv`` ``[B, T, ...]``; ``others_adv`` either the same shape (already
     summed over the other players) or ``[B, T, ..., n_others]`` (summed here over the
@@ -179,7 +187,7 @@ def alignment_weights(
     """
     own = own_adv.detach()
     others = _sum_others(own, others_adv.detach())
-    past = past_advantage_mean(own, mode=mode, gamma=gamma)
+    past = past_advantage_mean(own, mode=mode, gamma=gamma, time_discount=time_discount)
     w = past * others
     keep = sign_case_mask(past, others, masks)
     if keep is not None:
@@ -306,7 +314,8 @@ def aligned_advantages(
 
         A*_t = A_t + beta * past(A)_t * sum_{j != i} Aj_t,      A*_0 = A_0
 
-    Shapes as in :func:`advantage_alignment_term` (``others_adv`` summed or with a
+    With ``mode="discounted"``, ``past(A)_t = gamma * sum_{k<t} gamma^{t-k} A_k`` as in
+    Eq. 10 (no ``gamma^t`` of the time step, unlike the REINFORCE form of Eq. 8). Shapes as in :func:`advantage_alignment_term` (``others_adv`` summed or with a
     trailing ``n_others`` dim). Masks zero the alignment part of the excluded sign
     cases. Returns a new detached ``[B, T, ...]`` tensor; ``beta = 0`` returns an exact
     copy of ``own_adv``.
@@ -316,7 +325,7 @@ def aligned_advantages(
         _sum_others(own, others_adv)  # shape check only
         _validate_masks(masks)
         return own.clone()
-    return own + beta * alignment_weights(own, others_adv, mode=mode, gamma=gamma, masks=masks)
+    return own + beta * alignment_weights(own, others_adv, mode=mode, gamma=gamma, masks=masks, time_discount=False)
 
 
 def ppo_clip_loss(
