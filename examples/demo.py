@@ -23,7 +23,13 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from social_dilemmas.record import record  # noqa: E402
 from trainers import train  # noqa: E402
-from trainers.evaluation.cooperation import CASES, cooperation_table, plot_cooperation  # noqa: E402
+from trainers.evaluation.cooperation import (  # noqa: E402
+    ROWS,
+    cooperation_table,
+    ipd_report,
+    plot_cooperation,
+    tit_for_tat_checks,
+)
 from trainers.evaluation.league import format_table, league  # noqa: E402
 from trainers.presets import make_config  # noqa: E402
 
@@ -42,18 +48,21 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
 
     step(1, f"training AdAlign ({args.adalign_iterations} updates) and PPO ({args.ppo_iterations} updates) on the IPD")
-    cfg = make_config("ipd", "adalign", fast=True, num_games=1024, iterations=args.adalign_iterations, seed=0,
-                      save_every=50)
+    cfg = make_config("ipd", "adalign", fast=True, iterations=args.adalign_iterations, seed=0, save_every=50)
     train(cfg, out / "ipd-adalign")
     ppo = make_config("ipd", "ppo", iterations=args.ppo_iterations, num_games=256, lr=3e-4, seed=0,
                       entropy_coef=0.01, save_every=20)
     train(ppo, out / "ipd-ppo")
     agents = {"adalign": out / "ipd-adalign" / "checkpoint.pt", "ppo": out / "ipd-ppo" / "model.zip"}
 
-    step(2, "P(cooperate | previous round), from the agent's side (tit-for-tat: high after CC and DC, low after CD and DD)")
+    step(2, "how the agent plays: P(cooperate) on its first move and after each previous round (its own side "
+            "first), its reward against itself, what Always Defect gets from it; tit-for-tat targets")
     table = cooperation_table(agents["adalign"], num_games=512)
-    print("previous round   " + "  ".join(f"{c:>5}" for c in CASES))
-    print("adalign          " + "  ".join(f"{table[c][0]:5.2f}" for c in CASES))
+    report = ipd_report(agents["adalign"], num_games=512, table=table)
+    print("round            " + "  ".join(f"{c:>5}" for c in ROWS))
+    print("adalign          " + "  ".join(f"{table[c][0]:5.2f}" for c in ROWS))
+    for metric, op, threshold, value, holds in tit_for_tat_checks(report):
+        print(f"  {metric:<19} {value:7.3f}  (target {op} {threshold}: {'met' if holds else 'NOT MET'})")
     plot_cooperation({"adalign": table}, out / "cooperation.png")
 
     step(3, "a small league on the IPD (mean reward per step: row / column)")

@@ -1,18 +1,26 @@
-"""Reproduce the paper's Fig. 1b: AdAlign self-play on the IPD learns a tit-for-tat-like policy.
+"""Reproduce the paper's Fig. 1b: AdAlign self-play on the IPD learns tit-for-tat, first move included.
 
 Trains ``--seeds`` agents from scratch (one after another, each for ``--iterations``
-updates), measures each one's probability of cooperating after every previous round
-(CC, CD, DC, DD from its own side, see ``trainers.evaluation.cooperation``), and writes:
+updates), and measures what a user of each agent sees (``trainers.evaluation.cooperation``):
+its probability of cooperating on the first move (``start``) and after every previous round
+(CC, CD, DC, DD from its own side), its reward per step against itself, and what Always
+Defect earns against it. Writes:
 
 * ``OUT/seed_K/``: each run (config, metrics, checkpoint, cooperation.csv/png);
-* ``OUT/tit_for_tat.csv``: per seed and on average, P(cooperate | previous round) and
-  the training time;
+* ``OUT/tit_for_tat.csv``: per seed and on average, those numbers, whether the seed meets
+  every tit-for-tat target, and the training time;
 * ``OUT/tit_for_tat.png``: the bar chart of all seeds.
 
-The target (issue and paper): over 5 seeds, mean P(cooperate) at least 0.9 after the other
-player cooperated (CC, DC) and at most 0.2 after it defected (CD, DD).
+The targets (issue 15, paper section 5.1): P(cooperate) >= 0.9 on the first move and after
+the other cooperated (CC, DC), <= 0.2 after it defected (CD, DD), self-play >= -1.1 per step
+(mutual cooperation is -1), Always Defect <= -1.75 per step against the agent (-1.875
+against tit-for-tat). The CPU preset (``--fast``) is to meet them in at least 9 of 10 seeds
+with its memory-one actor, and in at least 8 of 10 with the paper's GRU actor over the whole
+history (``--actor gru``). ``--preset paper`` trains the paper's own set-up instead (SPEC
+section 7a; an hour of GPU time in the paper, far more than a CPU run).
 
-    python examples/ipd_tit_for_tat.py --seeds 5 --out runs/ipd-tft
+    python examples/ipd_tit_for_tat.py --seeds 10 --out runs/ipd-tft
+    python examples/ipd_tit_for_tat.py --seeds 10 --actor gru --out runs/ipd-tft-gru
 """
 
 from __future__ import annotations
@@ -23,46 +31,79 @@ import time
 from pathlib import Path
 
 from trainers import train
-from trainers.evaluation.cooperation import CASES, cooperation_table, plot_cooperation
+from trainers.evaluation.cooperation import (
+    ROWS,
+    TIT_FOR_TAT,
+    cooperation_table,
+    ipd_report,
+    plot_cooperation,
+    tit_for_tat_checks,
+)
 from trainers.presets import make_config
+
+#: the share of seeds that must meet every target, per actor (issue 15)
+REQUIRED = {"memory-one": 0.9, "gru": 0.8}
+COLUMNS = (*ROWS, "self_play", "always_defect_gets")
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--iterations", type=int, default=200, help="updates per seed (the fast preset decays the actor lr to 0 over them)")
-    ap.add_argument("--batch-size", type=int, default=None, help="games per update (default: the preset's)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--preset", choices=("fast", "paper"), default="fast",
+                    help="fast: the CPU preset (--fast); paper: the paper's set-up")
+    ap.add_argument("--actor", choices=sorted(REQUIRED), default=None,
+                    help="the actor: memory-one (feed-forward on the last round) or gru (the paper's, over the whole "
+                         "history); default: the preset's")
+    ap.add_argument("--iterations", type=int, default=None, help="updates per seed (default: the preset's)")
     ap.add_argument("--out", default="runs/ipd-tft")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1: far faster beside other jobs)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
-    tables, times = {}, {}
-    for seed in range(args.seeds):
-        overrides = dict(seed=seed, iterations=args.iterations, device=args.device, save_every=100)
-        if args.batch_size:
-            overrides["num_games"] = args.batch_size
-        cfg = make_config("ipd", "adalign", fast=True, **overrides)  # the paper's preset, fast on a CPU
+    tables, reports, times, holds = {}, {}, {}, {}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        overrides = dict(seed=seed, device=args.device, tensorboard=False)
+        if args.iterations:
+            overrides["iterations"] = args.iterations
+        if args.actor:
+            overrides["actor_recurrent"] = args.actor == "gru"
+        cfg = make_config("ipd", "adalign", fast=args.preset == "fast", **overrides)
         start = time.perf_counter()
         train(cfg, out / f"seed_{seed}", progress=not args.no_progress)
         times[seed] = time.perf_counter() - start
-        tables[seed] = cooperation_table(out / f"seed_{seed}" / "checkpoint.pt")
-        row = "  ".join(f"{c} {tables[seed][c][0]:.2f}" for c in CASES)
-        print(f"seed {seed}: {row}   ({times[seed]:.0f} s)")
-    mean = {c: sum(t[c][0] for t in tables.values()) / len(tables) for c in CASES}
+        path = out / f"seed_{seed}" / "checkpoint.pt"
+        tables[seed] = cooperation_table(path)
+        reports[seed] = ipd_report(path, table=tables[seed])
+        holds[seed] = all(ok for *_, ok in tit_for_tat_checks(reports[seed]))
+        row = "  ".join(f"{c} {reports[seed][c]:.2f}" for c in COLUMNS)
+        print(f"seed {seed}: {row}  {'tit-for-tat' if holds[seed] else 'NOT tit-for-tat'} ({times[seed]:.0f} s)",
+              flush=True)
+    mean = {c: sum(r[c] for r in reports.values()) / len(reports) for c in COLUMNS}
+    out.mkdir(parents=True, exist_ok=True)
     with (out / "tit_for_tat.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seed", *CASES, "train_seconds"])
-        for seed, t in tables.items():
-            w.writerow([seed, *(f"{t[c][0]:.3f}" for c in CASES), f"{times[seed]:.0f}"])
-        w.writerow(["mean", *(f"{mean[c]:.3f}" for c in CASES), f"{sum(times.values()) / len(times):.0f}"])
+        w.writerow(["seed", *COLUMNS, "tit_for_tat", "train_seconds"])
+        for seed, r in reports.items():
+            w.writerow([seed, *(f"{r[c]:.3f}" for c in COLUMNS), holds[seed], f"{times[seed]:.0f}"])
+        w.writerow(["mean", *(f"{mean[c]:.3f}" for c in COLUMNS), sum(holds.values()),
+                    f"{sum(times.values()) / len(times):.0f}"])
     plot_cooperation({f"seed {s}": t for s, t in tables.items()}, out / "tit_for_tat.png",
-                     title="AdAlign self-play on the IPD: P(cooperate | previous round)")
-    ok = min(mean["CC"], mean["DC"]) >= 0.9 and max(mean["CD"], mean["DD"]) <= 0.2
-    print("mean: " + "  ".join(f"{c} {mean[c]:.2f}" for c in CASES)
-          + f"   target (CC, DC >= 0.9; CD, DD <= 0.2): {'met' if ok else 'not met'}")
+                     title="AdAlign self-play on the IPD: P(cooperate)")
+    met = sum(holds.values())
+    required = REQUIRED["gru" if cfg.algorithm.actor_recurrent else "memory-one"]
+    ok = met >= required * len(holds)
+    targets = ", ".join(f"{m} {op} {v}" for m, op, v in TIT_FOR_TAT)
+    print("mean: " + "  ".join(f"{c} {mean[c]:.2f}" for c in COLUMNS))
+    print(f"{met} of {len(holds)} seeds meet every target ({targets}); required {required:.0%}: "
+          f"{'met' if ok else 'not met'}")
     print(f"wrote {out / 'tit_for_tat.csv'} and {out / 'tit_for_tat.png'}")
-    return {"tables": tables, "times": times, "mean": mean, "target_met": ok}
+    return {"tables": tables, "reports": reports, "times": times, "holds": holds, "mean": mean, "target_met": ok}
 
 
 if __name__ == "__main__":

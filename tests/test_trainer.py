@@ -228,10 +228,12 @@ def test_cli_trains_and_measures_cooperation(tmp_path):
     assert (run / "checkpoint.pt").exists() and (run / "metrics.csv").exists()
     res = subprocess.run([sys.executable, "-m", "trainers", "cooperation", "--agent", str(run / "checkpoint.pt"),
                           "--out", str(tmp_path / "coop"), "--games", "16"], check=True, capture_output=True, text=True)
-    assert "CC" in res.stdout
+    assert "CC" in res.stdout and "self_play" in res.stdout and "always_defect_gets" in res.stdout
     rows = list(csv.DictReader(open(tmp_path / "coop" / "cooperation.csv")))
-    assert [r["previous_round"] for r in rows] == ["CC", "CD", "DC", "DD"]
+    assert [r["previous_round"] for r in rows] == ["start", "CC", "CD", "DC", "DD"]
     assert all(0 <= float(r["p_cooperate"]) <= 1 for r in rows)
+    checks = list(csv.DictReader(open(tmp_path / "coop" / "tit_for_tat.csv")))
+    assert [r["metric"] for r in checks] == ["start", "CC", "DC", "CD", "DD", "self_play", "always_defect_gets"]
     assert (tmp_path / "coop" / "cooperation.png").stat().st_size > 1000
 
 

@@ -33,7 +33,7 @@ __all__ = ["main"]
 USAGE = """usage: python -m trainers {train,cooperation,league,algorithms} [OPTIONS]
 
   train         train an agent (every option: python -m trainers train --help)
-  cooperation   P(cooperate | previous round) of an IPD agent in self-play (Fig. 1b)
+  cooperation   an IPD agent's first move, P(cooperate | previous round) (Fig. 1b), self-play, vs Always Defect
   league        play every player against every player: table, league.csv, heatmap
   algorithms    list the algorithms --algo accepts
 """
@@ -177,7 +177,9 @@ def _train(argv: list[str]) -> int:
 # -- cooperation, league, algorithms ---------------------------------------------------------------------
 @dataclasses.dataclass
 class CooperationCommand:
-    """P(cooperate | previous round) of an IPD agent in self-play (the paper's Fig. 1b): cooperation.csv and .png."""
+    """How an IPD agent plays (the paper's Fig. 1b and what a user sees): P(cooperate) on its first move and after
+    each previous round in self-play, its self-play reward and what Always Defect earns against it, with the
+    tit-for-tat targets; writes cooperation.csv, tit_for_tat.csv and cooperation.png."""
 
     agent: str
     """The agent: a trainer checkpoint (DIR/checkpoint.pt)."""
@@ -190,20 +192,25 @@ class CooperationCommand:
 
 
 def _cooperation(argv: list[str]) -> int:
+    from trainers.common import CheckpointError
     from trainers.evaluation.cooperation import write_cooperation
 
     args = _cli(CooperationCommand, argv, "cooperation")
     try:
         if args.games < 1:
             raise ValueError(f"--games must be an integer >= 1, got {args.games}")
-        table = write_cooperation(args.agent, args.out, args.games, args.seed)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+        result = write_cooperation(args.agent, args.out, args.games, args.seed)
+    except (ValueError, FileNotFoundError, ImportError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print("previous round   P(cooperate)")
-    for name, (mean, std) in table.items():
-        print(f"{name:<16} {mean:.3f} +- {std:.3f}")
-    print(f"wrote {args.out}/cooperation.csv and {args.out}/cooperation.png")
+    print("round            P(cooperate)")
+    for name, (mean, std) in result["table"].items():
+        if name != "self_play":
+            print(f"{name:<16} {mean:.3f} +- {std:.3f}")
+    print("\ntit-for-tat      target     measured")
+    for metric, op, threshold, value, holds in result["checks"]:
+        print(f"{metric:<18} {op} {threshold:<6} {value:7.3f}  {'ok' if holds else 'NOT MET'}")
+    print(f"wrote {args.out}/cooperation.csv, tit_for_tat.csv and cooperation.png")
     return 0
 
 

@@ -12,8 +12,9 @@ import torch
 from social_dilemmas.core import BatchedGame
 from social_dilemmas.match import play
 from social_dilemmas.policies import Policy, make_policy, scripted_names
+from social_dilemmas.vector import VectorGame
 
-__all__ = ["exploitation", "scripted_evaluation"]
+__all__ = ["exploitation", "first_move", "scripted_evaluation"]
 
 
 def exploitation(defector_vs_player: float, defector_vs_defector: float, defector_vs_cooperator: float) -> float:
@@ -31,6 +32,22 @@ def exploitation(defector_vs_player: float, defector_vs_defector: float, defecto
 
 
 @torch.no_grad()
+def first_move(game: BatchedGame, players: list[Policy], games: int = 64, seed: int = 0,
+               device: str | torch.device = "cpu") -> dict[str, float]:
+    """The game's action statistics (:meth:`BatchedGame.action_metrics`) of the first actions
+    of ``players`` (one per seat) in ``games`` fresh games seeded with ``seed``."""
+    vec = VectorGame(game, games, device=torch.device(device))
+    obs, _ = vec.reset(seed=seed)
+    actions = []
+    for i, p in enumerate(players):
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed * 1000 + i + 1)
+        p.reset(games, device, gen)
+        actions.append(p.act(obs[:, i]))
+    return game.action_metrics(torch.stack(actions, dim=1))
+
+
+@torch.no_grad()
 def scripted_evaluation(game: BatchedGame, agent: Any, games: int = 64, seed: int = 0,
                         device: str | torch.device = "cpu") -> dict[str, float]:
     """Play a two-player agent against itself and against every scripted player of ``game``.
@@ -40,7 +57,9 @@ def scripted_evaluation(game: BatchedGame, agent: Any, games: int = 64, seed: in
     steps, seeded with ``seed``, so the numbers of two evaluations differ only by the agent.
 
     Returns rewards per step, keyed for ``metrics.csv``: ``eval/self`` (the mean of the two
-    seats in self-play), ``eval/vs_<name>`` (the agent's reward against a scripted player)
+    seats in self-play), the game's action statistics of the first move in self-play
+    (``eval/first_<name>``: on the IPD ``eval/first_cooperation``, the rate of cooperation in
+    round 0, which tit-for-tat needs at 1), ``eval/vs_<name>`` (the agent's reward against a scripted player)
     and ``eval/<name>_gets`` (that player's reward against the agent), and, where the game
     has Always Defect and Always Cooperate, ``eval/exploitation`` (:func:`exploitation`).
     """
@@ -53,6 +72,7 @@ def scripted_evaluation(game: BatchedGame, agent: Any, games: int = 64, seed: in
 
     both = match(agent(0), agent(1))
     out = {"eval/self": (both[0] + both[1]) / 2}
+    out.update({f"eval/first_{k}": v for k, v in first_move(game, [agent(0), agent(1)], games, seed, device).items()})
     for name in names:
         mine, theirs = match(agent(0), make_policy(name, game))
         out[f"eval/vs_{name}"], out[f"eval/{name}_gets"] = mine, theirs
