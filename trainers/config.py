@@ -59,12 +59,13 @@ def _int_at_least(section: Any, names: tuple[str, ...], minimum: int) -> None:
              f"must be an integer >= {minimum}")
 
 
-def _finite(section: Any, names: tuple[str, ...], low: float, strict: bool = False) -> None:
+def _finite(section: Any, names: tuple[str, ...], low: float = -math.inf, strict: bool = False) -> None:
     for name in names:
         value = getattr(section, name)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
             (value > low if strict else value >= low)
-        need(section, ok, name, f"must be a finite number {'>' if strict else '>='} {low:g}")
+        bound = "" if low == -math.inf else f" {'>' if strict else '>='} {low:g}"
+        need(section, ok, name, f"must be a finite number{bound}")
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """The critics of the on-policy core: how a batch's advantages are estimated and the critic trained.
 
 * :class:`SeparateCritic` (games with vector observations, SPEC section 7): a network of
-  its own over whole episodes, with the time step as an input; an EMA target network;
-  PopArt normalisation of the values (optional); TD(0) or Monte Carlo targets; GAE on the
-  target network's values or its own; one Adam step per update.
+  its own over whole episodes, with the time step as an input, giving state values or
+  action values (a Q-critic, ``V = sum_a pi(a) Q(a)``, the published IPD and Coin Game
+  runs); an EMA target network; PopArt normalisation of the values (optional); TD(0) or
+  Monte Carlo targets; GAE on the target network's values or its own; against replayed
+  snapshots, the opponents' advantages from the snapshots' own critics; one Adam step per
+  update.
 * :class:`ValueHead` (image observations): the policy network's value head, its values
   recorded in the rollout; GAE over chunks of longer episodes (cut at episode ends,
   bootstrapped where an episode is truncated); the value loss joins the actor's loss.
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 from trainers import losses
 from trainers.advantages import gae, monte_carlo_returns, td0_targets
 from trainers.common import check_finite, clip_and_step
+from trainers.networks.grouped import grouped_call
 from trainers.rollout import Batch
 
 __all__ = ["Estimate", "SeparateCritic", "ValueHead", "ema_update_"]
@@ -45,10 +49,32 @@ class SeparateCritic:
     def __init__(self, net: nn.Module, cfg: Any, max_steps: int, device: torch.device):
         self.net, self.cfg = net, cfg
         self.target = copy.deepcopy(net).requires_grad_(False)
-        self.opt = torch.optim.Adam(net.parameters(), lr=cfg.critic_lr)
+        self.opt = torch.optim.Adam(net.parameters(), lr=cfg.critic_lr, weight_decay=cfg.weight_decay)
         self.time = torch.arange(max_steps, device=device, dtype=torch.float32) / max_steps
 
-    def estimate(self, batch: Batch) -> Estimate:
+    @property
+    def q(self) -> bool:
+        """Whether the network gives action values (a Q-critic) rather than state values."""
+        return self.net.n_actions is not None
+
+    def state_values(self, out: Tensor, batch: Batch) -> Tensor:
+        """State values from the network's output: itself, or for a Q-critic
+        ``V(s) = sum_a pi(a | s) Q(s, a)`` with the acting policy's probabilities."""
+        if not self.q:
+            return out
+        if batch.probs is None:
+            raise ValueError("a Q-critic needs the acting policy's probabilities (Rollouts(record_probs=True))")
+        return (batch.probs * out).sum(-1)
+
+    def _advantages(self, batch: Batch, v: Tensor) -> Tensor:
+        next_v = torch.cat((v[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
+        adv, _ = gae(batch.rewards, v, next_v, batch.dones, self.cfg.gamma, self.cfg.gae_lambda)
+        return adv
+
+    def estimate(self, batch: Batch, opponents: Any = None) -> Estimate:
+        """Advantages, values and targets of ``batch``. With ``opponents`` (the rollout's
+        :class:`~trainers.rollout.SnapshotOpponents` holding critics) the advantages of the rows
+        that do not learn are those of each snapshot's own critic (:meth:`snapshot_advantages`)."""
         cfg = self.cfg
         N, T = batch.rewards.shape
         time = self.time.expand(N, T)
@@ -58,18 +84,38 @@ class SeparateCritic:
             returns = monte_carlo_returns(batch.rewards, dones, cfg.gamma)
             self.net.update_normalizer(returns)
             self.target.update_normalizer(returns)  # same statistics; each keeps its outputs
-        values, _ = self.net(batch.obs, time)
+        out, _ = self.net(batch.obs, time)
         with torch.no_grad():
-            target_values, _ = self.target(batch.obs, time)
-            v = target_values if cfg.advantage_values == "target" else values.detach()
-            next_v = torch.cat((v[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
-            adv, _ = gae(batch.rewards, v, next_v, dones, cfg.gamma, cfg.gae_lambda)
+            target_out, _ = self.target(batch.obs, time)
+            target_v = self.state_values(target_out, batch)
+            v = target_v if cfg.advantage_values == "target" else self.state_values(out.detach(), batch)
+            adv = self._advantages(batch, v)
+            if opponents is not None and getattr(opponents, "critics", None) is not None:
+                rows = (~batch.learn).nonzero().squeeze(1)
+                adv[rows] = self.snapshot_advantages(batch.rows(rows), opponents)
+            if self.q:  # TD(0) on the action taken next, or the Monte Carlo return
+                taken = batch.actions.unsqueeze(-1)
+                next_t = target_out.gather(-1, taken).squeeze(-1)[:, 1:]
+            else:
+                next_t = target_v[:, 1:]
             if cfg.critic_target == "td0":
-                next_t = torch.cat((target_values[:, 1:], torch.zeros_like(v[:, :1])), dim=1)
-                targets = td0_targets(batch.rewards, next_t, dones, cfg.gamma)
+                targets = td0_targets(batch.rewards, torch.cat((next_t, torch.zeros_like(v[:, :1])), dim=1), dones,
+                                      cfg.gamma)
             else:
                 targets = monte_carlo_returns(batch.rewards, dones, cfg.gamma)
+        values = out.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) if self.q else out
         return Estimate(adv, values, targets)
+
+    @torch.no_grad()
+    def snapshot_advantages(self, rows: Batch, opponents: Any) -> Tensor:
+        """The advantages of ``rows`` (the opponents' rows of a batch, game-major) from the
+        critic of the snapshot that played each group of them (``opponents.critics``)."""
+        M, T = rows.rewards.shape
+        G = opponents.groups
+        time = self.time.expand(M, T)
+        out, _ = grouped_call(self.net, opponents.critics, rows.obs.unflatten(0, (G, -1)), time.unflatten(0, (G, -1)),
+                              vmappable=True)
+        return self._advantages(rows, self.state_values(out.flatten(0, 1), rows))
 
     def step(self, est: Estimate, iteration: int, out: Any = None) -> dict[str, float]:
         """One Adam step on the Huber loss between the values and the targets (in the normaliser's units)."""
@@ -84,6 +130,10 @@ class SeparateCritic:
 
     def after_update(self) -> None:
         ema_update_(self.target, self.net, self.cfg.target_tau)
+
+    def snapshot_source(self) -> nn.Module:
+        """The network an agent-replay snapshot keeps: the one whose values give the advantages."""
+        return self.target if self.cfg.advantage_values == "target" else self.net
 
     def modules(self) -> list[nn.Module]:
         return [self.net]
@@ -106,7 +156,7 @@ class ValueHead:
     def __init__(self, cfg: Any):
         self.cfg = cfg
 
-    def estimate(self, batch: Batch) -> Estimate:
+    def estimate(self, batch: Batch, opponents: Any = None) -> Estimate:
         adv, returns = gae(batch.rewards, batch.values, batch.next_values, batch.dones, self.cfg.gamma,
                            self.cfg.gae_lambda, truncated=batch.truncated)
         return Estimate(adv, None, returns)
@@ -122,6 +172,9 @@ class ValueHead:
 
     def after_update(self) -> None:
         pass
+
+    def snapshot_source(self) -> None:
+        return None
 
     def modules(self) -> list[nn.Module]:
         return []

@@ -6,7 +6,9 @@
   A rollout is one whole episode of every game, or a chunk of longer episodes: the games
   and the network's memory carry on to the next rollout. Seat 0 of every game may be
   played against a past snapshot in the other seats (agent replay).
-* :class:`AgentReplay`: snapshots of the actor, opponents for later rollouts.
+* :class:`AgentReplay`: snapshots of the actor (and critic), opponents for later rollouts:
+  one snapshot for the whole batch, or every group of games its own
+  (:class:`SnapshotOpponents`, the published runs: every game its own).
 * :class:`TrajectoryReplay`: a fraction of each batch's games replaced by games of the
   previous batch (the Negotiation's released set-up).
 
@@ -25,8 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from trainers.networks.distributions import sample_action
+from trainers.networks.grouped import grouped_call, stack_states
 
-__all__ = ["Batch", "Rollouts", "AgentReplay", "TrajectoryReplay"]
+__all__ = ["Batch", "Rollouts", "AgentReplay", "SnapshotOpponents", "TrajectoryReplay"]
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Batch:
     memory: tuple[Tensor, ...]  # the network's memory at the start of the rollout, per row
     values: Tensor | None = None  # [N, T] the acting network's values (networks with a value head)
     next_values: Tensor | None = None  # [N, T] the value after step t: 0 where done, the last observation's where truncated
+    probs: Tensor | None = None  # [N, T, n_actions] the acting policy's probabilities (recorded for a Q-critic)
 
     def rows(self, idx: Tensor) -> Batch:
         """The rows ``idx`` of every per-row field."""
@@ -71,14 +75,16 @@ class Rollouts:
     one rollout to the next. ``time_limit`` is the run's: the end of an episode at its
     ``max_steps`` is a termination (``"terminate"``) or, for a network with a value head, a
     truncation bootstrapped from the value of its last observation (``"bootstrap"``).
-    Actions are drawn with ``generator``. After each rollout, ``finished`` holds the number
+    Actions are drawn with ``generator``; ``record_probs`` keeps every row's action
+    probabilities (discrete actions) in :attr:`Batch.probs`. After each rollout, ``finished`` holds the number
     of episodes that ended in it and ``finished_return`` their mean per-capita return (NaN
     when none ended).
     """
 
     def __init__(self, vec: Any, net: nn.Module, steps: int, time_limit: str, generator: torch.Generator,
-                 device: torch.device, seed: int):
+                 device: torch.device, seed: int, record_probs: bool = False):
         self.vec, self.net, self.steps, self.time_limit = vec, net, steps, time_limit
+        self.record_probs = record_probs
         self.generator, self.device = generator, device
         self.game = vec.game
         self.n_players = vec.n_players
@@ -115,6 +121,7 @@ class Rollouts:
         trunc_buf = torch.empty((T, B), dtype=torch.bool, device=dev)
         val_buf = torch.zeros((T, M), device=dev) if values_on else None
         next_buf = torch.zeros((T, M), device=dev) if values_on else None
+        probs_buf = torch.empty((T, M, game.action_space().n), device=dev) if self.record_probs else None
         bootstrap = self.time_limit == "bootstrap"
         memory = self.memory
         state = net.begin(memory)
@@ -132,6 +139,8 @@ class Rollouts:
                 dist, value, state = net.step(state, obs, start)
                 action = sample_action(dist, self.generator)
                 logp_buf[t] = dist.log_prob(action)
+                if probs_buf is not None:
+                    probs_buf[t] = dist.probs
             else:
                 dist, value, own_state = net.step(own_state, obs[own], None if start is None else start[own])
                 mine = sample_action(dist, self.generator)
@@ -141,6 +150,8 @@ class Rollouts:
                 action[own], action[theirs] = mine, other
                 logp_buf[t, own] = dist.log_prob(mine)
                 logp_buf[t, theirs] = odist.log_prob(other)
+                if probs_buf is not None:
+                    probs_buf[t, own], probs_buf[t, theirs] = dist.probs, odist.probs
             act_buf[t] = action
             next_obs, rewards, terminated, truncated, info = self.vec.step(action.view(B, n, *game.action_shape))
             rew_buf[t] = rewards.to(dev).flatten()
@@ -180,7 +191,7 @@ class Rollouts:
             return None if x is None else x.transpose(0, 1).contiguous()
 
         return Batch(rows(obs_buf), rows(act_buf), rows(logp_buf), rows(rew_buf), rows(start_buf), rows(dones),
-                     rows(cut), learn, memory, rows(val_buf), rows(next_buf))
+                     rows(cut), learn, memory, rows(val_buf), rows(next_buf), rows(probs_buf))
 
     def _count_episodes(self, rewards: Tensor, ended: Tensor) -> None:
         """The episodes that ended in this rollout (``rewards``, ``ended``: ``[T, M]``): their number
@@ -214,27 +225,74 @@ class Rollouts:
         self.episode_return = saved["episode_return"].to(self.device)
 
 
+class SnapshotOpponents:
+    """The other seats of every game played by past snapshots of the actor, the games split
+    into ``len(states)`` equal groups in order, group ``g`` against snapshot ``g`` (all of them
+    in one call per step, :func:`~trainers.networks.grouped.grouped_call`). Follows the memory
+    interface of :mod:`trainers.networks` over the opponents' rows, game-major as in a batch.
+
+    ``critics``: the snapshots' critic weights, one per group (the opponents' advantages
+    then come from their own critic), or None."""
+
+    has_value_head = False
+
+    def __init__(self, template: nn.Module, states: list[dict[str, Tensor]],
+                 critics: list[dict[str, Tensor]] | None = None):
+        self.template = template
+        self.groups = len(states)
+        self.stacked = stack_states(states)
+        self.critics = stack_states(critics) if critics else None
+
+    def initial_memory(self, rows: int, device: torch.device | str) -> tuple[Tensor, ...]:
+        if rows % self.groups:
+            raise ValueError(f"{rows} opponent rows do not split into {self.groups} equal groups")
+        return self.template.initial_memory(rows, device)
+
+    def begin(self, memory: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return memory
+
+    def step(self, state: tuple[Tensor, ...], obs: Tensor, start: Tensor | None):
+        h = state[0] if start is None else state[0].masked_fill(start.unsqueeze(-1), 0.0)
+        G = self.groups
+        out, log_std, h = grouped_call(self.template, self.stacked, obs.unflatten(0, (G, -1)), h.unflatten(0, (G, -1)))
+        out, log_std, h = (x.flatten(0, 1) for x in (out, log_std, h))
+        return self.template.distribution(out, log_std if log_std.shape[-1] else None), None, (h,)
+
+
 class AgentReplay:
     """Snapshots of the actor's weights (every ``every`` updates, the oldest dropped past
-    ``capacity``); each rollout plays the current agent against itself with probability
-    ``self_play_prob``, else seat 0 against a snapshot drawn with ``rng``."""
+    ``capacity``), and with ``with_critic`` of the critic's; each rollout plays the current
+    agent against itself with probability ``self_play_prob``, else seat 0 against snapshots
+    drawn with ``rng``: one for the whole batch (``groups`` 1), or one per group of games
+    (``groups`` > 1; 0: one per game, the published set-up)."""
 
-    def __init__(self, self_play_prob: float, every: int, capacity: int):
+    def __init__(self, self_play_prob: float, every: int, capacity: int, groups: int = 1, with_critic: bool = False):
         self.self_play_prob, self.every, self.capacity = self_play_prob, every, capacity
+        self.groups, self.with_critic = groups, with_critic
         self.snapshots: list[dict[str, Tensor]] = []
+        self.critic_snapshots: list[dict[str, Tensor]] = []
 
-    def opponent(self, actor: nn.Module, rng: random.Random) -> nn.Module | None:
-        """A copy of ``actor`` with a snapshot's weights, or None for self-play."""
+    def opponent(self, actor: nn.Module, rng: random.Random, num_games: int = 1) -> nn.Module | SnapshotOpponents | None:
+        """The opponents of the next rollout (see the class docstring), or None for self-play."""
         if not self.snapshots or rng.random() < self.self_play_prob:
             return None
-        opponent = copy.deepcopy(actor)
-        opponent.load_state_dict(rng.choice(self.snapshots))
-        return opponent
+        groups = self.groups or num_games
+        if groups == 1 and not self.with_critic:  # one snapshot: the network itself, as before groups existed
+            opponent = copy.deepcopy(actor)
+            opponent.load_state_dict(rng.choice(self.snapshots))
+            return opponent
+        chosen = [rng.randrange(len(self.snapshots)) for _ in range(groups)]
+        critics = [self.critic_snapshots[i] for i in chosen] if self.with_critic else None
+        return SnapshotOpponents(actor, [self.snapshots[i] for i in chosen], critics)
 
-    def after_update(self, iteration: int, actor: nn.Module) -> None:
+    def after_update(self, iteration: int, actor: nn.Module, critic: nn.Module | None = None) -> None:
+        """Take a snapshot every ``every`` updates (of ``critic`` too, with ``with_critic``)."""
         if iteration % self.every == 0:
             self.snapshots.append({k: v.detach().clone() for k, v in actor.state_dict().items()})
-            del self.snapshots[: max(0, len(self.snapshots) - self.capacity)]
+            if self.with_critic:
+                self.critic_snapshots.append({k: v.detach().clone() for k, v in critic.state_dict().items()})
+            drop = max(0, len(self.snapshots) - self.capacity)
+            del self.snapshots[:drop], self.critic_snapshots[:drop]
 
 
 class TrajectoryReplay:

@@ -142,8 +142,20 @@ class OnPolicyConfig(Section):
     """Weight of the entropy bonus."""
     grad_clip: float = 0.0
     """Gradient-norm clip of actor and critic (0: none)."""
+    weight_decay: float = 0.0
+    """Adam's weight decay (L2) on actor and critic (the released Negotiation run: 1e-4)."""
+    log_std_min: float = -20.0
+    """Negotiation: lower clamp of the proposals' log-std (the released run: -2)."""
+    log_std_max: float = 20.0
+    """Negotiation: upper clamp of the proposals' log-std (the released run: 10)."""
+    atanh_limit: float = 1.0
+    """Negotiation: a proposal's log-probability clamps |u| = |a / 2.5 - 1| to this before atanh
+    (the released run: 0.99; 1: only keeps 0 and 5 finite)."""
     value_coef: float = 0.5
     """Weight of the value loss where actor and critic share a network (images)."""
+    critic_kind: Literal["value", "q"] = "value"
+    """Separate critic's output: value (V(s)) or q (Q(s, a) of every action, V = sum_a pi(a) Q(a): the
+    published IPD and Coin Game runs; discrete actions only). A Q-critic's TD(0) target is r + gamma Q_target(s', a')."""
     critic_target: Literal["td0", "mc"] = "td0"
     """Separate critic's targets: td0 (one-step, from the target network) or mc (Monte Carlo returns)."""
     target_tau: float = 0.005
@@ -163,6 +175,12 @@ class OnPolicyConfig(Section):
     """Updates between snapshots added to the agent replay buffer."""
     replay_capacity: int = 10000
     """Most snapshots kept in the agent replay buffer (oldest dropped first)."""
+    replay_groups: int = 1
+    """Opponents of a replay update: the games split into this many equal groups, each against its own
+    snapshot (1: one snapshot for the whole batch; 0: every game its own, the published set-up)."""
+    replay_critic: bool = False
+    """Keep each snapshot's critic too, and take a replayed opponent's advantages (in the alignment
+    term) from its own snapshot's critic, as the published runs; false: from the current critic."""
     trajectory_replay: float = 0.0
     """Fraction of each batch replaced by trajectories replayed from earlier batches (Negotiation: 0.05)."""
 
@@ -172,7 +190,7 @@ class OnPolicyConfig(Section):
     def validate(self, run: Any = None) -> OnPolicyConfig:
         self.check_int_at_least(("hidden", "vision_layers", "vision_heads", "vision_context", "snapshot_every",
                                  "replay_capacity"), 1)
-        self.check_int_at_least(("critic_warmup",), 0)
+        self.check_int_at_least(("critic_warmup", "replay_groups"), 0)
         need(self, len(self.vision_channels) == 3 and all(isinstance(c, int) and c >= 1 for c in self.vision_channels),
              "vision_channels", "must be three integers >= 1")
         need(self, self.vision_memory in ("transformer", "gru"), "vision_memory", "allowed values are transformer, gru")
@@ -186,12 +204,25 @@ class OnPolicyConfig(Section):
         need(self, self.self_play_prob <= 1, "self_play_prob", "must be in [0, 1]")
         need(self, self.trajectory_replay < 1, "trajectory_replay", "must be in [0, 1)")
         self.check_finite(("actor_lr", "critic_lr"), 0.0, strict=True)
-        self.check_finite(("entropy_coef", "grad_clip", "value_coef"), 0.0)
+        self.check_finite(("entropy_coef", "grad_clip", "value_coef", "weight_decay"), 0.0)
+        self.check_finite(("log_std_min", "log_std_max"))
+        need(self, self.log_std_min < self.log_std_max, "log_std_min", f"must be below log_std_max = {self.log_std_max}")
+        self.check_finite(("atanh_limit",), 0.0, strict=True)
+        need(self, self.atanh_limit <= 1, "atanh_limit", "must be in (0, 1]")
         need(self, self.critic_target in ("td0", "mc"), "critic_target", "allowed values are td0, mc")
         need(self, self.advantage_values in ("target", "online"), "advantage_values", "allowed values are target, online")
+        need(self, self.critic_kind in ("value", "q"), "critic_kind", "allowed values are value, q")
+        need(self, not self.replay_critic or self.trajectory_replay == 0, "replay_critic",
+             "cannot be combined with trajectory_replay (replayed games have no snapshot critic)")
         if run is not None:
             image = is_image_game(social_dilemmas.spec(run.env, **run.game_kwargs()))
+            need(run, self.replay_groups <= 1 or run.num_games % self.replay_groups == 0, "num_games",
+                 f"must be a multiple of replay_groups = {self.replay_groups}")
+            if self.critic_kind == "q":
+                need(self, social_dilemmas.spec(run.env, **run.game_kwargs()).action_kind == "discrete" and not image,
+                     "critic_kind", f"q needs discrete actions and a separate critic; {run.env} has neither")
             if image:
+                need(self, not self.replay_critic, "replay_critic", "must be false for image games (no agent replay)")
                 need(self, self.critic_warmup == 0, "critic_warmup",
                      "must be 0 for image games (the value head learns with the actor)")
                 need(self, self.self_play_prob == 1, "self_play_prob",
@@ -255,20 +286,22 @@ class OnPolicy(Algorithm):
             if critic is not None:
                 self.critic: SeparateCritic | ValueHead = SeparateCritic(critic.to(self.device), cfg, run.max_steps,
                                                                          self.device)
-                self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+                self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.weight_decay)
             else:  # one network: its value head learns at the critic's rate
                 self.critic = ValueHead(cfg)
                 head = {id(p) for p in self.actor.value_parameters()}
                 self.actor_opt = torch.optim.Adam([
                     {"params": [p for p in self.actor.parameters() if id(p) not in head], "lr": cfg.actor_lr},
                     {"params": self.actor.value_parameters(), "lr": cfg.critic_lr},
-                ])
+                ], weight_decay=cfg.weight_decay)
             self.action_gen = torch.Generator(device=self.device)
             self.action_gen.manual_seed(run.seed + 1)
             self.rng = random.Random(run.seed + 2)
             self.rollouts = Rollouts(self.vec, self.actor, run.steps_per_rollout, run.time_limit, self.action_gen,
-                                     self.device, run.seed)
-            self.agents = AgentReplay(cfg.self_play_prob, cfg.snapshot_every, cfg.replay_capacity)
+                                     self.device, run.seed, record_probs=cfg.critic_kind == "q")
+            self.agents = AgentReplay(cfg.self_play_prob, cfg.snapshot_every, cfg.replay_capacity, cfg.replay_groups,
+                                      cfg.replay_critic)
+            self.opponent: Any = None
             self.trajectories = TrajectoryReplay(cfg.trajectory_replay, self.n_players)
         except BaseException:
             self.vec.close()
@@ -276,8 +309,8 @@ class OnPolicy(Algorithm):
 
     # -- 1. rollout ----------------------------------------------------------------------
     def collect(self) -> Batch:
-        opponent = self.agents.opponent(self.actor, self.rng)
-        return self.trajectories.mix(self.rollouts.collect(opponent), self.action_gen)
+        self.opponent = self.agents.opponent(self.actor, self.rng, self.run.num_games)
+        return self.trajectories.mix(self.rollouts.collect(self.opponent), self.action_gen)
 
     def rollout_metrics(self, batch: Batch) -> dict[str, float]:
         r = batch.rewards.view(-1, self.n_players, batch.rewards.shape[1])
@@ -291,7 +324,7 @@ class OnPolicy(Algorithm):
 
     # -- 2. advantages and 3. update --------------------------------------------------------
     def update(self, batch: Batch) -> dict[str, float]:
-        est = self.critic.estimate(batch)
+        est = self.critic.estimate(batch, self.opponent)
         metrics = self.critic.step(est, self.iteration, self.out)
         adv = normalize_advantages(est.adv) if self.cfg.normalize_advantages else est.adv
         others = others_sum(adv, self.n_players)
@@ -325,7 +358,7 @@ class OnPolicy(Algorithm):
         metrics = self.rollout_metrics(batch)
         metrics.update(self.update(batch))
         self.iteration += 1
-        self.agents.after_update(self.iteration, self.actor)
+        self.agents.after_update(self.iteration, self.actor, self.critic.snapshot_source())
         metrics["time/rollout_s"] = rollout_s
         return metrics
 
@@ -343,6 +376,7 @@ class OnPolicy(Algorithm):
             "actor_opt": self.actor_opt.state_dict(),
             "critic": self.critic.state_dict(),
             "snapshots": self.agents.snapshots,
+            "critic_snapshots": self.agents.critic_snapshots,
             "replay": None if previous is None else dict(previous.__dict__),
             "rollouts": self.rollouts.state_dict(),
             "action_gen": self.action_gen.get_state(),
@@ -356,6 +390,7 @@ class OnPolicy(Algorithm):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic.load_state_dict(state["critic"])
         self.agents.snapshots = [{k: v.to(dev) for k, v in s.items()} for s in state["snapshots"]]
+        self.agents.critic_snapshots = [{k: v.to(dev) for k, v in s.items()} for s in state.get("critic_snapshots", [])]
         previous = state["replay"]
         if previous is not None:
             previous = Batch(**{k: (tuple(m.to(dev) for m in v) if isinstance(v, tuple) else

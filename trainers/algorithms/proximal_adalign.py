@@ -45,6 +45,9 @@ class ProximalAdAlignConfig(AdAlignConfig):
         self.check_finite(("target_kl",), 0.0)
         self.check_finite(("clip_eps",), 0.0, strict=True)
         need(self, self.clip_eps < 1, "clip_eps", "must be in (0, 1)")
+        need(self, self.actor_updates == 1, "actor_updates", "must be 1 for proximal_adalign (its steps are ppo_epochs)")
+        need(self, self.log_prob_floor is None, "log_prob_floor",
+             "must be None for proximal_adalign (the clipped ratio bounds its steps)")
         return self
 
 
@@ -53,7 +56,9 @@ class ProximalAdAlign(AdAlign):
 
     name = "proximal_adalign"
     Config = ProximalAdAlignConfig
-    presets = {**PAPER_PRESETS, "commons_harvest_open": {**PAPER_PRESETS["commons_harvest_open"], "clip_eps": 0.1}}
+    presets = {**PAPER_PRESETS, "commons_harvest_open": {**PAPER_PRESETS["commons_harvest_open"], "clip_eps": 0.1},
+               # the released Negotiation run is AdAlign's; its two steps per batch are ppo_epochs here
+               "negotiation": {**PAPER_PRESETS["negotiation"], "actor_updates": 1, "log_prob_floor": None}}
     fast_presets = FAST_PRESETS
     postfix = ("rollout/reward_per_step", "rollout/cooperation", "train/loss", "train/critic_loss")
 
@@ -67,10 +72,11 @@ class ProximalAdAlign(AdAlign):
         def minibatch(idx: torch.Tensor) -> tuple[Tensor, dict[str, Any]]:
             part = rows.rows(idx)
             dist, values = self.actor.forward_sequence(part.memory, part.obs, part.starts)
-            loss, info = losses.proximal_adalign_loss(dist.log_prob(part.actions), part.log_probs, own[idx], theirs[idx],
+            logp = dist.log_prob(part.actions)
+            loss, info = losses.proximal_adalign_loss(logp, part.log_probs, own[idx], theirs[idx],
                                                       beta=beta, clip_eps=cfg.clip_eps, mode=cfg.aggregation,
                                                       gamma=cfg.gamma, masks=masks)
-            ent = entropy(dist).mean()
+            ent = (entropy(dist) if cfg.entropy_bonus == "entropy" else -logp).mean()
             value_loss, value_info = self.critic.value_loss(values, None if targets is None else targets[idx])
             return loss - cfg.entropy_coef * ent + value_loss, {**info, "loss": loss, "entropy": ent, **value_info}
 

@@ -15,9 +15,10 @@ a time in rollouts, whole sequences in updates; both give the same numbers). The
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainers.networks.distributions import TanhNormal
+from trainers.networks.distributions import SCALE, TanhNormal
 
 __all__ = ["RecurrentNet", "Actor", "Critic"]
 
@@ -72,30 +73,66 @@ class RecurrentNet(nn.Module):
         out, h = self.forward(x.unsqueeze(1), h)
         return out.squeeze(1), h
 
+    def cell(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """One step written with elementwise operations and ``F.linear`` only, so that
+        ``torch.func.vmap`` runs it for many weight sets at once (``nn.GRU`` has no batching
+        rule): ``x`` ``[B, in_dim]``, ``h`` ``[B, hidden]`` -> (``[B, out_dim]``, ``[B, hidden]``).
+        The same function as :meth:`step` (the GRU equations of ``torch.nn.GRU``)."""
+        if not self.recurrent:
+            z = self.feed_forward(self.encoder(torch.cat((x, h[:, :1]), dim=-1)))
+            return self.head(z), torch.ones_like(h)
+        g = self.gru
+        gi = F.linear(self.encoder(x), g.weight_ih_l0, g.bias_ih_l0)
+        gh = F.linear(h, g.weight_hh_l0, g.bias_hh_l0)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        h = (1.0 - z) * n + z * h
+        return self.head(h), h
+
 
 class Actor(nn.Module):
     """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals.
 
     Memory: ``(h,)`` with ``h`` ``[M, hidden]``, the GRU's state (the feed-forward actor's
-    "episode started" flag, see :class:`RecurrentNet`). No value head.
+    "episode started" flag, see :class:`RecurrentNet`). No value head. Proposals: the
+    log-std is clamped to ``log_std_bounds``, and log-probabilities clamp ``|u|`` to
+    ``atanh_limit`` before atanh (:class:`~trainers.networks.distributions.TanhNormal`'s ``eps``).
     """
 
     has_value_head = False
 
     def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None,
-                 recurrent: bool = True):
+                 recurrent: bool = True, log_std_bounds: tuple[float, float] = (-20.0, 20.0), atanh_limit: float = 1.0):
         super().__init__()
         self.discrete = n_actions is not None
+        self.log_std_bounds = log_std_bounds
+        # proposals are clamped this far inside [0, 5] before atanh (|u| <= atanh_limit)
+        self.proposal_margin = max(1e-6, SCALE * (1.0 - atanh_limit))
         if self.discrete:
             self.net = RecurrentNet(obs_dim, hidden, n_actions, recurrent=recurrent)
         else:
             self.net = RecurrentNet(obs_dim, hidden, action_dim, mlp_layers=2, head_sizes=(128, 128), recurrent=recurrent)
             self.log_std = nn.Parameter(torch.zeros(()))  # one log-std shared by the items
 
-    def distribution(self, out: Tensor):
+    def distribution(self, out: Tensor, log_std: Tensor | None = None):
+        """The policy from the head's output (``log_std``: per row, instead of the parameter)."""
         if self.discrete:
             return torch.distributions.Categorical(logits=out)
-        return TanhNormal(out, self.log_std.expand(out.shape[-1]))
+        log_std = self.log_std.expand(out.shape[-1]) if log_std is None else log_std
+        return TanhNormal(out, log_std.clamp(*self.log_std_bounds), eps=self.proposal_margin)
+
+    def forward(self, obs: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One step in vmappable operations (:meth:`RecurrentNet.cell`), for many snapshots at
+        once (:func:`trainers.networks.grouped.grouped_call`): ``obs`` ``[B, *obs_shape]``, ``h``
+        ``[B, hidden]`` (cleared where an episode starts) -> (head output, the log-std per row
+        ``[B, action_dim]`` (zeros ``[B, 0]`` for discrete actions), new ``h``)."""
+        out, h = self.net.cell(obs.flatten(1), h)
+        if self.discrete:
+            return out, out.new_zeros(out.shape[0], 0), h
+        return out, self.log_std.expand(out.shape), h
 
     # -- the memory interface of trainers.networks ----------------------------------------
     def initial_memory(self, rows: int, device: torch.device | str) -> tuple[Tensor]:
@@ -130,7 +167,9 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """State value from the player's observations and the time step ``t / max_steps``.
+    """State value from the player's observations and the time step ``t / max_steps``; with
+    ``n_actions`` the action values ``Q(s, a)`` of every action instead (the published IPD and
+    Coin Game runs: ``V(s) = sum_a pi(a | s) Q(s, a)``).
 
     With ``value_norm`` the network predicts values in units of running statistics of
     the targets (PopArt, van Hasselt et al. 2016): :meth:`update_normalizer` moves the
@@ -141,9 +180,11 @@ class Critic(nn.Module):
     -10 (the IPD), and the biased advantages of that time push the policy astray.
     """
 
-    def __init__(self, obs_dim: int, hidden: int, mlp_layers: int = 1, value_norm: bool = True):
+    def __init__(self, obs_dim: int, hidden: int, mlp_layers: int = 1, value_norm: bool = True,
+                 n_actions: int | None = None):
         super().__init__()
-        self.net = RecurrentNet(obs_dim + 1, hidden, 1, mlp_layers=mlp_layers)
+        self.n_actions = n_actions
+        self.net = RecurrentNet(obs_dim + 1, hidden, n_actions or 1, mlp_layers=mlp_layers)
         self.value_norm = value_norm
         self.register_buffer("ret_mean", torch.zeros(()))
         self.register_buffer("ret_sq", torch.ones(()))
@@ -153,11 +194,22 @@ class Critic(nn.Module):
     def ret_std(self) -> Tensor:
         return (self.ret_sq - self.ret_mean**2).clamp(min=1e-4).sqrt()
 
-    def forward(self, obs: Tensor, time: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``obs`` ``[B, T, ...]``, ``time`` ``[B, T]`` in [0, 1] -> values ``[B, T]``."""
+    def forward(self, obs: Tensor, time: Tensor, h: Tensor | None = None, vmappable: bool = False) -> tuple[Tensor, Tensor]:
+        """``obs`` ``[B, T, ...]``, ``time`` ``[B, T]`` in [0, 1] -> values ``[B, T]`` (action
+        values ``[B, T, n_actions]``). ``vmappable``: step through time with
+        :meth:`RecurrentNet.cell` (for :func:`trainers.networks.grouped.grouped_call`; ``h`` None)."""
         x = torch.cat((obs.flatten(2), time.unsqueeze(-1)), dim=-1)
-        v, h = self.net(x, h)
-        v = v.squeeze(-1)
+        if vmappable:
+            h = x.new_zeros(x.shape[0], self.net.hidden)
+            outs = []
+            for t in range(x.shape[1]):
+                out, h = self.net.cell(x[:, t], h)
+                outs.append(out)
+            v = torch.stack(outs, dim=1)
+        else:
+            v, h = self.net(x, h)
+        if self.n_actions is None:
+            v = v.squeeze(-1)
         if self.value_norm:
             v = v * self.ret_std + self.ret_mean
         return v, h
