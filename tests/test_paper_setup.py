@@ -262,3 +262,74 @@ def test_negotiation_paper_preset_takes_two_actor_steps_with_weight_decay_and_th
         torch.testing.assert_close(bonus, -log_probs)
     with pytest.raises(ValueError, match="actor_updates.*ppo_epochs"):
         make_config("negotiation", "proximal_adalign", actor_updates=2)
+
+
+def _batch(games: int, n: int = 2, T: int = 3, tag: float = 0.0) -> Batch:
+    rows = games * n
+    ids = tag + torch.arange(rows, dtype=torch.float32)  # every row carries its own number
+    return Batch(ids.view(rows, 1, 1).expand(rows, T, 1).clone(), torch.zeros(rows, T, dtype=torch.long),
+                 torch.zeros(rows, T), ids.view(rows, 1).expand(rows, T).clone(), torch.zeros(rows, T, dtype=torch.bool),
+                 torch.zeros(rows, T, dtype=torch.bool), torch.zeros(rows, T, dtype=torch.bool),
+                 torch.ones(rows, dtype=torch.bool), (ids.view(rows, 1).clone(),))
+
+
+def test_trajectory_buffer_keeps_whole_games_drops_the_oldest_and_replays_a_fraction():
+    from trainers.rollout import TrajectoryReplay
+
+    gen = torch.Generator().manual_seed(0)
+    replay = TrajectoryReplay(fraction=0.25, n_players=2, capacity=6, add=4)
+    first = replay.mix(_batch(8, tag=0.0), gen)
+    assert torch.equal(first.rewards, _batch(8, tag=0.0).rewards)  # nothing stored yet: the batch as it came
+    assert replay.size == 4 and replay.cursor == 4
+    second = replay.mix(_batch(8, tag=100.0), gen)
+    replayed = (second.rewards[:, 0] < 100).nonzero().squeeze(1)
+    assert len(replayed) == 2 * 2  # 25% of 8 games, both seats of each
+    for r in replayed.view(-1, 2):  # a replayed game keeps its two seats together, from the first batch
+        assert int(second.rewards[r[0], 0]) % 2 == 0 and second.rewards[r[1], 0] == second.rewards[r[0], 0] + 1
+        assert torch.equal(second.memory[0][r].squeeze(1), second.rewards[r, 0])
+    assert replay.size == 6 and replay.cursor == 2  # 4 + 4 games into 6 slots: the oldest two overwritten
+    stored = replay.buffer.rewards[:, 0]
+    assert int((stored >= 100).sum()) == 8 and int((stored < 100).sum()) == 4
+
+
+def test_trajectory_buffer_resumes_exactly(tmp_path):
+    kw = dict(num_games=8, max_steps=4, hidden=8, tensorboard=False, save_every=2, trajectory_replay=0.25,
+              trajectory_capacity=12, trajectory_add=4)
+    full = train(make_config("negotiation", iterations=4, **kw), tmp_path / "full", progress=False)
+    train(make_config("negotiation", iterations=2, **kw), tmp_path / "split", progress=False)
+    resumed = train(out=tmp_path / "split", resume=True, iterations=4, progress=False)
+    assert resumed.trajectories.size == full.trajectories.size == 12
+    torch.testing.assert_close(resumed.trajectories.buffer.obs, full.trajectories.buffer.obs)
+    for k, v in full.actor.state_dict().items():
+        assert torch.equal(v, resumed.actor.state_dict()[k]), k
+
+
+def test_keep_best_writes_the_best_training_return_agent_as_a_player(tmp_path):
+    import csv
+
+    from trainers.players import load_player
+
+    cfg = make_config("ipd", num_games=8, max_steps=4, hidden=8, iterations=6, tensorboard=False, keep_best=True,
+                      save_every=3, seed=2)  # seed 2: the best update is not the last
+    train(cfg, tmp_path, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    rewards = [float(r["rollout/reward_per_step"]) for r in rows]
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["iteration"] == 1 + rewards.index(max(rewards)) and best["best_return"] == pytest.approx(max(rewards), abs=1e-4)
+    assert best["iteration"] < 6 and set(best["state"]) == {"actor"}
+    policy = load_player(tmp_path / "best.pt", social_dilemmas.make_game("ipd"))
+    policy.reset(2, "cpu")
+    assert policy.act(torch.zeros(2, 4)).shape == (2,)
+    # resuming keeps the best return so far: best.pt is only replaced by a better update
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ckpt["best_return"] == pytest.approx(max(rewards), abs=1e-4)
+
+
+def test_negotiation_critic_without_the_time_input():
+    cfg = make_config("negotiation", num_games=4, max_steps=4, hidden=8, iterations=1, tensorboard=False)
+    assert cfg.algorithm.critic_time is False
+    algo = algorithms.get("adalign")(cfg)
+    assert algo.critic.net.net.encoder[0].in_features == 15  # the observation only
+    algo.train_step()
+    timed = algorithms.get("adalign")(make_config("negotiation", num_games=4, max_steps=4, hidden=8, critic_time=True))
+    assert timed.critic.net.net.encoder[0].in_features == 16

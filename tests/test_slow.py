@@ -7,12 +7,22 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_adalign_self_play_on_the_ipd_learns_tit_for_tat(tmp_path, example):
-    """Over 5 seeds: P(cooperate) >= 0.9 after the other cooperated, <= 0.2 after it defected."""
-    result = example("ipd_tit_for_tat").main(["--seeds", "5", "--out", str(tmp_path), "--no-progress"])
-    mean = result["mean"]
-    assert min(mean["CC"], mean["DC"]) >= 0.9, mean
-    assert max(mean["CD"], mean["DD"]) <= 0.2, mean
+def test_adalign_self_play_on_the_ipd_learns_tit_for_tat_first_move_included(tmp_path, example):
+    """The CPU preset, 10 seeds (about 40 s each on a free core): at least 9 meet every target of
+    tit-for-tat: P(C) >= 0.9 on the first move and after CC and DC, <= 0.2 after CD and DD,
+    self-play >= -1.1 per step, Always Defect <= -1.75 per step against the agent."""
+    result = example("ipd_tit_for_tat").main(["--seeds", "10", "--threads", "1", "--out", str(tmp_path),
+                                               "--no-progress"])
+    assert sum(result["holds"].values()) >= 9, result["reports"]
+    assert result["target_met"]
+
+
+def test_adalign_with_the_papers_gru_actor_learns_tit_for_tat_first_move_included(tmp_path, example):
+    """The CPU preset with the paper's GRU actor over the whole history, 10 seeds (about 70 s
+    each): at least 8 meet every target of tit-for-tat."""
+    result = example("ipd_tit_for_tat").main(["--seeds", "10", "--actor", "gru", "--threads", "1",
+                                               "--out", str(tmp_path), "--no-progress"])
+    assert sum(result["holds"].values()) >= 8, result["reports"]
 
 
 def test_adalign_on_the_coin_game_cooperates_and_is_not_exploited_by_always_defect(tmp_path, example):

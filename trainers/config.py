@@ -138,6 +138,9 @@ class RunConfig(Section):
     """Games per match of an evaluation (of the training length, seeded the same every time)."""
     tensorboard: bool = True
     """Write TensorBoard logs under DIR/tb."""
+    keep_best: bool = False
+    """Also keep DIR/best.pt, the agent of the update whose training batch had the highest reward per step
+    (a player, like checkpoint.pt; the released Negotiation run kept its best-return agent, paper B.3)."""
 
     @property
     def steps_per_rollout(self) -> int:

@@ -10,7 +10,7 @@
   one snapshot for the whole batch, or every group of games its own
   (:class:`SnapshotOpponents`, the published runs: every game its own).
 * :class:`TrajectoryReplay`: a fraction of each batch's games replaced by games of the
-  previous batch (the Negotiation's released set-up).
+  previous batch or of a buffer of earlier games (the Negotiation's released set-up).
 
 Rows are laid out ``game * n_players + seat`` everywhere; time is the second dimension.
 """
@@ -296,29 +296,95 @@ class AgentReplay:
 
 
 class TrajectoryReplay:
-    """Replace a ``fraction`` of the games of each batch by the same games of the previous batch."""
+    """Replace a ``fraction`` of the games of each batch by games of earlier batches.
 
-    def __init__(self, fraction: float, n_players: int):
+    ``capacity`` 0: the same games of the previous batch. ``capacity`` > 0 (the released
+    Negotiation run: 100000 games, 500 added per update): a buffer of up to ``capacity``
+    games, the oldest overwritten first; each batch takes random games from it, then
+    ``add`` random games of the fresh batch join it."""
+
+    def __init__(self, fraction: float, n_players: int, capacity: int = 0, add: int = 500):
         self.fraction, self.n_players = fraction, n_players
+        self.capacity, self.add = capacity, add
         self.previous: Batch | None = None
+        self.buffer: Batch | None = None  # capacity * n_players rows
+        self.size = 0  # games stored
+        self.cursor = 0  # the game slot written next
+
+    def _game_rows(self, games: Tensor) -> Tensor:
+        n = self.n_players
+        return (games.unsqueeze(1) * n + torch.arange(n, device=games.device)).flatten()
 
     def mix(self, batch: Batch, generator: torch.Generator) -> Batch:
+        if self.capacity > 0:
+            return self._mix_buffer(batch, generator)
         previous, self.previous = self.previous, batch
         if self.fraction <= 0 or previous is None:
             return batch
-        n = self.n_players
-        games = batch.rewards.shape[0] // n
+        games = batch.rewards.shape[0] // self.n_players
         k = max(1, int(round(self.fraction * games)))
+        chosen = torch.randperm(games, generator=generator, device=batch.rewards.device)[:k]
+        rows = self._game_rows(chosen)
+        return _replace_rows(batch, rows, previous, rows)
+
+    def _mix_buffer(self, batch: Batch, generator: torch.Generator) -> Batch:
         device = batch.rewards.device
-        chosen = torch.randperm(games, generator=generator, device=device)[:k]
-        rows = (chosen.unsqueeze(1) * n + torch.arange(n, device=device)).flatten()
-        mixed = {}
-        for f in dataclasses.fields(batch):
-            new, old = getattr(batch, f.name), getattr(previous, f.name)
-            if isinstance(new, Tensor):
-                new = new.clone()
-                new[rows] = old[rows]
-            elif isinstance(new, tuple):
-                new = tuple(x.clone().index_copy(0, rows, y[rows]) for x, y in zip(new, old))
-            mixed[f.name] = new
-        return Batch(**mixed)
+        games = batch.rewards.shape[0] // self.n_players
+        mixed = batch
+        if self.fraction > 0 and self.size > 0:
+            k = max(1, int(round(self.fraction * games)))
+            chosen = torch.randperm(games, generator=generator, device=device)[:k]
+            stored = torch.randint(self.size, (k,), generator=generator, device=device)
+            mixed = _replace_rows(batch, self._game_rows(chosen), self.buffer, self._game_rows(stored))
+        k = min(self.add, games, self.capacity)
+        fresh = torch.randperm(games, generator=generator, device=device)[:k]
+        slots = (self.cursor + torch.arange(k, device=device)) % self.capacity
+        if self.buffer is None:
+            self.buffer = _empty_like(batch, self.capacity * self.n_players)
+        self.buffer = _replace_rows(self.buffer, self._game_rows(slots), batch, self._game_rows(fresh), copy=False)
+        self.cursor = int((self.cursor + k) % self.capacity)
+        self.size = min(self.capacity, self.size + k)
+        return mixed
+
+    def state_dict(self) -> dict[str, Any]:
+        def plain(b: Batch | None) -> dict[str, Any] | None:
+            return None if b is None else dict(b.__dict__)
+
+        return {"previous": plain(self.previous), "buffer": plain(self.buffer), "size": self.size, "cursor": self.cursor}
+
+    def load_state_dict(self, saved: dict[str, Any], device: torch.device) -> None:
+        def batch(d: dict[str, Any] | None) -> Batch | None:
+            if d is None:
+                return None
+            return Batch(**{k: (tuple(m.to(device) for m in v) if isinstance(v, tuple) else
+                                None if v is None else v.to(device)) for k, v in d.items()})
+
+        self.previous, self.buffer = batch(saved["previous"]), batch(saved.get("buffer"))
+        self.size, self.cursor = int(saved.get("size", 0)), int(saved.get("cursor", 0))
+
+
+def _replace_rows(dest: Batch, rows: Tensor, src: Batch, src_rows: Tensor, copy: bool = True) -> Batch:
+    """``dest`` with its per-row fields at ``rows`` taken from ``src`` at ``src_rows`` (a copy
+    of ``dest``, or ``dest`` itself changed in place with ``copy=False``)."""
+    out = {}
+    for f in dataclasses.fields(dest):
+        new, old = getattr(dest, f.name), getattr(src, f.name)
+        if isinstance(new, Tensor):
+            new = new.clone() if copy else new
+            new[rows] = old[src_rows].to(new.dtype)
+        elif isinstance(new, tuple):
+            new = tuple((x.clone() if copy else x).index_copy_(0, rows, y[src_rows]) for x, y in zip(new, old))
+        out[f.name] = new
+    return Batch(**out)
+
+
+def _empty_like(batch: Batch, rows: int) -> Batch:
+    """A batch of ``rows`` zero rows shaped like ``batch``'s."""
+    def empty(x: Any) -> Any:
+        if x is None:
+            return None
+        if isinstance(x, tuple):
+            return tuple(torch.zeros((rows, *m.shape[1:]), dtype=m.dtype, device=m.device) for m in x)
+        return torch.zeros((rows, *x.shape[1:]), dtype=x.dtype, device=x.device)
+
+    return Batch(**{f.name: empty(getattr(batch, f.name)) for f in dataclasses.fields(batch)})

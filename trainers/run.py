@@ -7,9 +7,12 @@ scripts. A run folder holds:
 * ``metrics.csv``: one row per ``log_every`` updates, namespaced metrics (``rollout/``,
   ``train/``, ``eval/``, ``time/``), and TensorBoard logs under ``tb/``;
 * ``checkpoint.pt``: written atomically every ``save_every`` updates and at the end:
-  ``{"format": 2, "algo", "config", "iteration", "state"}``, where ``state`` is the
-  algorithm's (everything ``resume`` needs to continue exactly), plus what the algorithm
-  exports beside it (Stable-Baselines3's ``model.zip``).
+  ``{"format": 2, "algo", "config", "iteration", "state", "best_return"}``, where ``state``
+  is the algorithm's (everything ``resume`` needs to continue exactly), plus what the
+  algorithm exports beside it (Stable-Baselines3's ``model.zip``);
+* with ``keep_best``, ``best.pt``: the same format, with the player's state only
+  (:meth:`~trainers.algorithms.base.Algorithm.player_state`), of the update whose training
+  batch had the highest ``rollout/reward_per_step`` (written atomically when it improves).
 
 A NaN or infinite loss stops the run with :class:`~trainers.common.TrainingDiverged`; the
 last good checkpoint stays.
@@ -27,20 +30,28 @@ from trainers.config import Config
 from trainers.metrics import MetricsLog
 from trainers.players import CHECKPOINT_FORMAT, read_run_checkpoint
 
-__all__ = ["train", "save_checkpoint", "RESUME_CHANGEABLE"]
+__all__ = ["train", "save_checkpoint", "save_best", "RESUME_CHANGEABLE"]
 
 #: The run settings a resumed run may change: none of them changes what it learns.
-RESUME_CHANGEABLE = ("iterations", "save_every", "log_every", "eval_every", "eval_games", "tensorboard")
+RESUME_CHANGEABLE = ("iterations", "save_every", "log_every", "eval_every", "eval_games", "tensorboard", "keep_best")
 
 
 def save_checkpoint(algo: Any, out: Path) -> None:
     """``out/checkpoint.pt`` of the run ``algo`` (atomically), and the files it exports beside it."""
     atomic_save({"format": CHECKPOINT_FORMAT, "algo": algo.run.algo, "config": algo.config.to_dict(),
-                 "iteration": algo.iteration, "state": algo.state_dict()}, out / "checkpoint.pt")
+                 "iteration": algo.iteration, "state": algo.state_dict(), "best_return": algo.best_return},
+                out / "checkpoint.pt")
     algo.export(out)
 
 
-def _resume(out: Path) -> tuple[Config, dict[str, Any], int]:
+def save_best(algo: Any, out: Path) -> None:
+    """``out/best.pt``: the run's current agent as a player (atomically)."""
+    atomic_save({"format": CHECKPOINT_FORMAT, "algo": algo.run.algo, "config": algo.config.to_dict(),
+                 "iteration": algo.iteration, "state": algo.player_state(), "best_return": algo.best_return},
+                out / "best.pt")
+
+
+def _resume(out: Path) -> tuple[Config, dict[str, Any], dict[str, Any]]:
     path = out / "checkpoint.pt"
     if not path.exists():
         if not (out / "config.json").exists():
@@ -55,7 +66,7 @@ def _resume(out: Path) -> tuple[Config, dict[str, Any], int]:
             f"checkpoint {str(path)!r} was written by an earlier version of the trainers (format {ckpt.get('format')}): "
             f"it still plays as a player (league, recorder, opponent), but it cannot be resumed; retrain with "
             f"python -m trainers train --env {config.run.env} --algo {config.run.algo} --out NEW_FOLDER")
-    return config, state, int(ckpt["iteration"])
+    return config, state, ckpt
 
 
 def _changes(saved: Config, given: Config, out: Path) -> Config:
@@ -86,7 +97,7 @@ def train(config: Config | None = None, out: str | Path = "runs/train", *, resum
     out = Path(out)
     state = None
     if resume:
-        saved, state, done = _resume(out)
+        saved, state, ckpt = _resume(out)
         config = saved if config is None else _changes(saved, config.validate(), out)
     elif config is None:
         raise ValueError("config is required unless resume=True")
@@ -98,7 +109,8 @@ def train(config: Config | None = None, out: str | Path = "runs/train", *, resum
     algo = algorithms.get(config.run.algo)(config, out)
     try:
         if state is not None:
-            algo.iteration = done
+            algo.iteration = int(ckpt["iteration"])
+            algo.best_return = float(ckpt.get("best_return", float("-inf")))
             algo.load_state_dict(state)
         _loop(algo, out, resume, progress)
     finally:
@@ -130,6 +142,10 @@ def _loop(algo: Any, out: Path, resume: bool, progress: bool) -> None:
                 eval_start = time.perf_counter()
                 metrics.update(algo.evaluate())
                 metrics["time/eval_s"] = time.perf_counter() - eval_start
+            reward = metrics.get("rollout/reward_per_step")
+            if run.keep_best and reward is not None and reward > algo.best_return:
+                algo.best_return = reward
+                save_best(algo, out)
             metrics["time/elapsed_s"] = time.perf_counter() - start
             if it % run.log_every == 0 or it == run.iterations:
                 log.log(it, metrics)

@@ -85,9 +85,10 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
     "coin_game": dict(gamma=0.96, actor_lr=2e-3, critic_lr=5e-3, entropy_coef=0.1, beta=0.25, grad_clip=10.0,
                       **_PUBLISHED_REPLAY_AND_CRITIC, snapshot_every=10),
     "negotiation": dict(gamma=0.96, actor_lr=1e-3, critic_lr=1e-3, entropy_coef=0.005, beta=3.0, grad_clip=1.0,
-                        trajectory_replay=0.05, critic_target="mc", weight_decay=1e-4, log_std_min=-2.0,
+                        trajectory_replay=0.05, critic_target="mc", value_norm=False, weight_decay=1e-4, log_std_min=-2.0,
                         log_std_max=10.0, atanh_limit=0.99, log_prob_floor=-10.0, entropy_bonus="sample",
-                        actor_updates=2),
+                        actor_updates=2, trajectory_capacity=100000, trajectory_add=500, critic_time=False,
+                        keep_best=True),
     "commons_harvest_open": dict(gamma=0.99, actor_lr=1e-5, critic_lr=1e-5, entropy_coef=0.1, beta=1.0, grad_clip=10.0,
                                  normalize_advantages=True, hidden=192),
 }
@@ -145,7 +146,8 @@ FAST_PRESETS: dict[str, dict[str, Any]] = {
     "coin_game": dict(**_FAST_CRITIC, alignment_warmup=150, beta=1.0, self_play_prob=0.5),
     "negotiation": dict(**_FAST_CRITIC, actor_recurrent=False, num_games=256, actor_lr=5e-4, self_play_prob=0.5,
                         beta=10.0, weight_decay=0.0, log_std_min=-20.0, log_std_max=20.0, atanh_limit=1.0,
-                        log_prob_floor=None, entropy_bonus="entropy", actor_updates=1),
+                        log_prob_floor=None, entropy_bonus="entropy", actor_updates=1, trajectory_capacity=0,
+                        critic_time=True, keep_best=False),
 }
 
 

@@ -75,6 +75,7 @@ class Algorithm:
         self.out = Path(out) if out is not None else None
         self.device = resolve_device(self.run.device)
         self.iteration = 0
+        self.best_return = float("-inf")  # the highest training reward per step so far (keep_best)
 
     @property
     def steps_per_update(self) -> int:
@@ -95,6 +96,10 @@ class Algorithm:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def player_state(self) -> dict[str, Any]:
+        """What :meth:`player` needs of the state (``best.pt``); all of it by default."""
+        return self.state_dict()
 
     def export(self, out: Path) -> None:
         """Files written beside each checkpoint (Stable-Baselines3's ``model.zip``); none by default."""
@@ -156,6 +161,8 @@ class OnPolicyConfig(Section):
     critic_kind: Literal["value", "q"] = "value"
     """Separate critic's output: value (V(s)) or q (Q(s, a) of every action, V = sum_a pi(a) Q(a): the
     published IPD and Coin Game runs; discrete actions only). A Q-critic's TD(0) target is r + gamma Q_target(s', a')."""
+    critic_time: bool = True
+    """Separate critic sees the time step t / max_steps (the released Negotiation run's critic does not)."""
     critic_target: Literal["td0", "mc"] = "td0"
     """Separate critic's targets: td0 (one-step, from the target network) or mc (Monte Carlo returns)."""
     target_tau: float = 0.005
@@ -182,7 +189,11 @@ class OnPolicyConfig(Section):
     """Keep each snapshot's critic too, and take a replayed opponent's advantages (in the alignment
     term) from its own snapshot's critic, as the published runs; false: from the current critic."""
     trajectory_replay: float = 0.0
-    """Fraction of each batch replaced by trajectories replayed from earlier batches (Negotiation: 0.05)."""
+    """Fraction of each batch's games replaced by games replayed from earlier batches (Negotiation: 0.05)."""
+    trajectory_capacity: int = 0
+    """Games kept for trajectory replay (the released Negotiation run: 100000); 0: the previous batch's only."""
+    trajectory_add: int = 500
+    """Games of each batch added to the trajectory replay buffer (with trajectory_capacity > 0)."""
 
     def __post_init__(self) -> None:
         self.vision_channels = tuple(self.vision_channels)
@@ -190,7 +201,7 @@ class OnPolicyConfig(Section):
     def validate(self, run: Any = None) -> OnPolicyConfig:
         self.check_int_at_least(("hidden", "vision_layers", "vision_heads", "vision_context", "snapshot_every",
                                  "replay_capacity"), 1)
-        self.check_int_at_least(("critic_warmup", "replay_groups"), 0)
+        self.check_int_at_least(("critic_warmup", "replay_groups", "trajectory_capacity", "trajectory_add"), 0)
         need(self, len(self.vision_channels) == 3 and all(isinstance(c, int) and c >= 1 for c in self.vision_channels),
              "vision_channels", "must be three integers >= 1")
         need(self, self.vision_memory in ("transformer", "gru"), "vision_memory", "allowed values are transformer, gru")
@@ -302,7 +313,8 @@ class OnPolicy(Algorithm):
             self.agents = AgentReplay(cfg.self_play_prob, cfg.snapshot_every, cfg.replay_capacity, cfg.replay_groups,
                                       cfg.replay_critic)
             self.opponent: Any = None
-            self.trajectories = TrajectoryReplay(cfg.trajectory_replay, self.n_players)
+            self.trajectories = TrajectoryReplay(cfg.trajectory_replay, self.n_players, cfg.trajectory_capacity,
+                                                 cfg.trajectory_add)
         except BaseException:
             self.vec.close()
             raise
@@ -370,19 +382,21 @@ class OnPolicy(Algorithm):
                                    games=self.run.eval_games, seed=self.run.seed, device=self.device)
 
     def state_dict(self) -> dict[str, Any]:
-        previous = self.trajectories.previous
         return {
             "actor": self.actor.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
             "critic": self.critic.state_dict(),
             "snapshots": self.agents.snapshots,
             "critic_snapshots": self.agents.critic_snapshots,
-            "replay": None if previous is None else dict(previous.__dict__),
+            "trajectories": self.trajectories.state_dict(),
             "rollouts": self.rollouts.state_dict(),
             "action_gen": self.action_gen.get_state(),
             "rng": self.rng.getstate(),
             "torch_rng": torch.get_rng_state(),
         }
+
+    def player_state(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         dev = self.device
@@ -391,11 +405,9 @@ class OnPolicy(Algorithm):
         self.critic.load_state_dict(state["critic"])
         self.agents.snapshots = [{k: v.to(dev) for k, v in s.items()} for s in state["snapshots"]]
         self.agents.critic_snapshots = [{k: v.to(dev) for k, v in s.items()} for s in state.get("critic_snapshots", [])]
-        previous = state["replay"]
-        if previous is not None:
-            previous = Batch(**{k: (tuple(m.to(dev) for m in v) if isinstance(v, tuple) else
-                                    None if v is None else v.to(dev)) for k, v in previous.items()})
-        self.trajectories.previous = previous
+        # checkpoints before the trajectory buffer kept the previous batch only ("replay")
+        saved = state["trajectories"] if "trajectories" in state else {"previous": state["replay"]}
+        self.trajectories.load_state_dict(saved, dev)
         self.rollouts.load_state_dict(state["rollouts"], seed=self.run.seed + self.iteration)
         self.action_gen.set_state(state["action_gen"])
         self.rng.setstate(state["rng"])

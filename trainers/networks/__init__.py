@@ -46,7 +46,7 @@ def is_image_game(game: Any) -> bool:
 def build_networks(game: Any, cfg: Any, critic: bool = True) -> tuple[nn.Module, nn.Module | None]:
     """The actor and the critic of ``game`` (a game's spec: ``social_dilemmas.spec``) from the
     network fields of ``cfg`` (an on-policy section: ``hidden``, ``actor_recurrent``,
-    ``value_norm``, ``critic_kind``, ``log_std_min`` / ``log_std_max`` / ``atanh_limit``, ``vision_*``).
+    ``value_norm``, ``critic_kind``, ``critic_time``, ``log_std_min`` / ``log_std_max`` / ``atanh_limit``, ``vision_*``).
 
     Vector observations: a GRU :class:`~trainers.networks.recurrent.Actor` (feed-forward with
     ``actor_recurrent=False``) and, with ``critic``, a separate GRU
@@ -67,7 +67,9 @@ def build_networks(game: Any, cfg: Any, critic: bool = True) -> tuple[nn.Module,
     if game.action_kind == "discrete":
         actor = Actor(obs_dim, cfg.hidden, n_actions=int(game.action_space().n), recurrent=cfg.actor_recurrent)
         n_q = int(game.action_space().n) if cfg.critic_kind == "q" else None
-        return actor, (Critic(obs_dim, cfg.hidden, value_norm=cfg.value_norm, n_actions=n_q) if critic else None)
+        return actor, (Critic(obs_dim, cfg.hidden, value_norm=cfg.value_norm, n_actions=n_q, time_input=cfg.critic_time)
+                       if critic else None)
     actor = Actor(obs_dim, cfg.hidden, action_dim=game.action_shape[0], recurrent=cfg.actor_recurrent,
                   log_std_bounds=(cfg.log_std_min, cfg.log_std_max), atanh_limit=cfg.atanh_limit)
-    return actor, (Critic(obs_dim, cfg.hidden, mlp_layers=2, value_norm=cfg.value_norm) if critic else None)
+    return actor, (Critic(obs_dim, cfg.hidden, mlp_layers=2, value_norm=cfg.value_norm, time_input=cfg.critic_time)
+                   if critic else None)

@@ -167,7 +167,8 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """State value from the player's observations and the time step ``t / max_steps``; with
+    """State value from the player's observations and the time step ``t / max_steps`` (unless
+    ``time_input`` is false: the released Negotiation run's critic has none); with
     ``n_actions`` the action values ``Q(s, a)`` of every action instead (the published IPD and
     Coin Game runs: ``V(s) = sum_a pi(a | s) Q(s, a)``).
 
@@ -181,10 +182,11 @@ class Critic(nn.Module):
     """
 
     def __init__(self, obs_dim: int, hidden: int, mlp_layers: int = 1, value_norm: bool = True,
-                 n_actions: int | None = None):
+                 n_actions: int | None = None, time_input: bool = True):
         super().__init__()
         self.n_actions = n_actions
-        self.net = RecurrentNet(obs_dim + 1, hidden, n_actions or 1, mlp_layers=mlp_layers)
+        self.time_input = time_input
+        self.net = RecurrentNet(obs_dim + int(time_input), hidden, n_actions or 1, mlp_layers=mlp_layers)
         self.value_norm = value_norm
         self.register_buffer("ret_mean", torch.zeros(()))
         self.register_buffer("ret_sq", torch.ones(()))
@@ -198,7 +200,7 @@ class Critic(nn.Module):
         """``obs`` ``[B, T, ...]``, ``time`` ``[B, T]`` in [0, 1] -> values ``[B, T]`` (action
         values ``[B, T, n_actions]``). ``vmappable``: step through time with
         :meth:`RecurrentNet.cell` (for :func:`trainers.networks.grouped.grouped_call`; ``h`` None)."""
-        x = torch.cat((obs.flatten(2), time.unsqueeze(-1)), dim=-1)
+        x = torch.cat((obs.flatten(2), time.unsqueeze(-1)), dim=-1) if self.time_input else obs.flatten(2)
         if vmappable:
             h = x.new_zeros(x.shape[0], self.net.hidden)
             outs = []
