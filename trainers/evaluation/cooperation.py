@@ -180,6 +180,8 @@ def plot_cooperation(tables: dict[str, dict[str, tuple[float, float]]], path: st
     cases = list(ROWS)
     width = 0.8 / max(1, len(tables))
     colours = ["#3b7dd8", "#e0823d", "#4caf6a", "#b55fc4", "#888888", "#d94b4b"]
+    if len(tables) > len(colours):
+        colours = [plt.cm.tab10(i % 10) for i in range(len(tables))]
     for i, (label, table) in enumerate(tables.items()):
         xs = np.arange(len(cases)) + (i - (len(tables) - 1) / 2) * width
         means = [table[c][0] for c in cases]
@@ -192,7 +194,7 @@ def plot_cooperation(tables: dict[str, dict[str, tuple[float, float]]], path: st
     ax.set_title(title or "IPD: probability of cooperating")
     ax.axhline(0.5, color="#999999", lw=0.6, ls=":")
     if len(tables) > 1:
-        ax.legend(fontsize=7, ncol=min(5, len(tables)))
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
