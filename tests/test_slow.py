@@ -18,8 +18,9 @@ def test_adalign_self_play_on_the_ipd_learns_tit_for_tat_first_move_included(tmp
 
 
 def test_adalign_with_the_papers_gru_actor_learns_tit_for_tat_first_move_included(tmp_path, example):
-    """The CPU preset with the paper's GRU actor over the whole history, 10 seeds (about 70 s
-    each): at least 8 meet every target of tit-for-tat."""
+    """The CPU preset with the paper's GRU actor over the whole history and the published agent
+    replay and Q-critic (the example's GRU_OPTIONS), 10 seeds (about 60 s each): at least 8
+    meet every target of tit-for-tat."""
     result = example("ipd_tit_for_tat").main(["--seeds", "10", "--actor", "gru", "--threads", "1",
                                                "--out", str(tmp_path), "--no-progress"])
     assert sum(result["holds"].values()) >= 8, result["reports"]
