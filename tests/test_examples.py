@@ -201,3 +201,25 @@ def test_reproduce_league_reuses_only_finished_runs_of_the_same_settings(tmp_pat
     (run / "metrics.csv").write_text("iteration\n1\n2\n3\n")
     (run / "checkpoint.pt").unlink()
     assert not module.finished(run, "checkpoint.pt", cfg)  # nothing saved
+
+
+def test_ipd_tit_for_tat_reports_the_first_move_and_the_targets(tmp_path):
+    out = run_example("ipd_tit_for_tat.py", "--seeds", 1, "--iterations", 2, "--actor", "gru",
+                      "--set", json.dumps({"num_games": 64, "hidden": 8}), "--out", tmp_path / "tft", "--no-progress",
+                      cwd=tmp_path)
+    assert "seed 0: start" in out and "self_play" in out and "seeds meet every target" in out
+    rows = list(csv.DictReader(open(tmp_path / "tft" / "tit_for_tat.csv")))
+    assert rows[0]["seed"] == "0" and {"start", "self_play", "always_defect_gets", "tit_for_tat"} <= set(rows[0])
+    config = json.loads((tmp_path / "tft" / "seed_0" / "config.json").read_text())
+    assert config["algorithm"]["actor_recurrent"] and config["algorithm"]["critic_kind"] == "q"
+
+
+def test_negotiation_reciprocity_writes_the_table_and_both_figures(tmp_path):
+    out = run_example("negotiation_reciprocity.py", "--seeds", 2, "--iterations", 2, "--eval-every", 1,
+                      "--set", json.dumps({"num_games": 4, "hidden": 8, "eval_games": 4}), "--out", tmp_path / "neg",
+                      "--no-progress", cwd=tmp_path)
+    assert "seeds reciprocate" in out
+    rows = list(csv.DictReader(open(tmp_path / "neg" / "reciprocity.csv")))
+    assert [r["seed"] for r in rows] == ["0", "1"] and all(r["reciprocal"] in ("True", "False") for r in rows)
+    for name in ("fig6_training_curves.png", "fig3b_episode.png", "fig3b_episode.csv"):
+        assert (tmp_path / "neg" / name).stat().st_size > 1000, name
