@@ -34,7 +34,8 @@ slow: $(STAMP)
 reproduce: reproduce-ipd reproduce-coin reproduce-negotiation
 
 reproduce-ipd: $(STAMP)
-	$(PY) examples/ipd_tit_for_tat.py --seeds 5 --out runs/reproduce/ipd
+	$(PY) examples/ipd_tit_for_tat.py --seeds 10 --threads 1 --out runs/reproduce/ipd
+	$(PY) examples/ipd_tit_for_tat.py --seeds 10 --threads 1 --actor gru --out runs/reproduce/ipd-gru
 
 reproduce-coin: $(STAMP)
 	$(PY) examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2 --out runs/reproduce/coin_game
