@@ -5,7 +5,8 @@ Defect, itself and Always Cooperate (Fig. 6).
 Trains ``--seeds`` AdAlign agents from scratch (the CPU preset, ``--fast``, by default;
 ``--preset paper`` for the released run's set-up at its full size), each with
 ``--eval-every`` so its metrics hold the curves, then plays each final agent 256 games
-against itself, Always Defect and Always Cooperate. An agent reciprocates
+against itself, Always Defect and Always Cooperate (with ``keep_best``, its ``best.pt``: the
+released run's choice, paper B.3). An agent reciprocates
 (``trainers.evaluation.negotiation.RECIPROCAL``) when it earns at least 0.33 per step
 against itself (mutual defection: 0.30) and Always Defect earns at most 0.425 per step
 against it (0.30 against itself, 0.55 against Always Cooperate); the target is at least 8
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         train(cfg, out / f"seed_{seed}", progress=not args.no_progress)
         times[seed] = time.perf_counter() - start
-        path = out / f"seed_{seed}" / "checkpoint.pt"
+        # with keep_best the released run's choice (paper B.3): the best training-return agent
+        path = out / f"seed_{seed}" / ("best.pt" if cfg.run.keep_best else "checkpoint.pt")
         results[seed] = scripted_evaluation(game, lambda _seat, p=path: load_player(p, game), games=256, seed=0)
         r = results[seed]
         print(f"seed {seed}: self {r['eval/self']:.3f}  Always Defect gets {r['eval/always_defect_gets']:.3f}  "
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     plot_training_curves([out / f"seed_{s}" for s in seeds], out / "fig6_training_curves.png",
                          title=f"AdAlign on the Negotiation ({args.preset} preset): mean and range over "
                                f"{len(results)} seeds")
-    first = out / f"seed_{args.first_seed}" / "checkpoint.pt"
+    first = out / f"seed_{args.first_seed}" / ("best.pt" if cfg.run.keep_best else "checkpoint.pt")
     steps = sample_episode([load_player(first, game), load_player(first, game)], seed=0)
     write_episode(steps, out / "fig3b_episode.csv")
     plot_episode(steps, out / "fig3b_episode.png", names=("AdAlign", "AdAlign"),

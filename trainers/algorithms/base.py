@@ -13,11 +13,13 @@ project shares, in one explicit loop per update (CleanRL style):
 1. **rollout**: one rollout of every game of the batched view (``social_dilemmas.make_vec``:
    whole episodes of the batched games, chunks of Commons Harvest's worker processes),
    every player acting from its own seat; in self-play the current agent plays every
-   seat, otherwise seat 0 plays a past snapshot (agent replay); trajectory replay mixes in
-   games of the previous batch;
-2. **advantages**: the critic (:mod:`trainers.critics`: a separate critic network with a
-   target network, or the policy network's value head) estimates each row's advantages,
-   normalised if asked; each row's *other players'* advantages are summed;
+   seat, otherwise seat 0 plays past snapshots (agent replay: one snapshot for the batch,
+   or one per group of games, :class:`~trainers.rollout.SnapshotOpponents`); trajectory
+   replay mixes in games of earlier batches;
+2. **advantages**: the critic (:mod:`trainers.critics`: a separate critic network, state
+   or action values, with a target network, or the policy network's value head) estimates
+   each row's advantages (a replayed opponent's from its snapshot's critic with
+   ``replay_critic``), normalised if asked; each row's *other players'* advantages are summed;
 3. **update**: the critic's step, then the algorithm's :meth:`OnPolicy.update_actor`
    (after ``critic_warmup`` updates), then the target network's EMA and a check that no
    weight became NaN or infinite;
