@@ -2,9 +2,11 @@
 
 For each game, the preset's batch (or ``--batch-size``) is trained for a few updates on
 each available device (CPU, and CUDA when present); an env-step is one joint move of one
-game. Prints a table with the time split between rollout and update.
+game. The updates measured come after the agent replay holds its first snapshot, so a
+preset that plays past snapshots (the IPD's and the Coin Game's: every game against its
+own) is timed doing so. Prints a table with the time split between rollout and update.
 
-    python benchmarks/train_throughput.py [--updates 5] [--algo adalign]
+    python benchmarks/train_throughput.py [--updates 5] [--algo adalign] [--envs ipd coin_game]
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ def measure(env: str, device: str, updates: int, algo: str, batch_size: int | No
     config = make_config(env, algo, **overrides)
     trainer = algorithms.get(algo)(config)  # a run without a folder: nothing is written
     try:
-        trainer.train_step()  # warm-up (allocations, CUDA kernels)
+        # warm-up (allocations, CUDA kernels), until agent replay has a snapshot to play
+        warmup = config.algorithm.snapshot_every if config.algorithm.self_play_prob < 1 else 1
+        for _ in range(warmup):
+            trainer.train_step()
         if device == "cuda":
             torch.cuda.synchronize()
         rollout = update = 0.0
@@ -51,12 +56,14 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=5)
     ap.add_argument("--algo", default="adalign", choices=["adalign", "proximal_adalign"])
     ap.add_argument("--batch-size", type=int, default=None, help="games per update (default: each preset's)")
+    ap.add_argument("--envs", nargs="+", default=["ipd", "coin_game", "negotiation"],
+                    choices=["ipd", "coin_game", "negotiation"])
     args = ap.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", CUDA: {torch.cuda.get_device_name()}" if "cuda" in devices else ", no CUDA"))
     print(f"{'game':<12}{'device':<8}{'batch':>8}{'env-steps/s':>14}{'s/update':>10}{'rollout':>9}")
-    for env in ("ipd", "coin_game", "negotiation"):
+    for env in args.envs:
         for device in devices:
             r = measure(env, device, args.updates, args.algo, args.batch_size)
             print(f"{env:<12}{device:<8}{r['batch']:>8}{r['steps_per_s']:>14,.0f}{r['s_per_update']:>10.2f}"

@@ -6,15 +6,17 @@ Trains ``--seeds`` AdAlign agents from scratch (the CPU preset, ``--fast``, by d
 ``--preset paper`` for the released run's set-up at its full size), each with
 ``--eval-every`` so its metrics hold the curves, then plays each final agent 256 games
 against itself, Always Defect and Always Cooperate (with ``keep_best``, its ``best.pt``: the
-released run's choice, paper B.3). An agent reciprocates
+released run's choice, paper B.3), and measures its bids on the items it values less against
+each (``bid_response``: ``retaliation`` is how much higher they are against Always Defect;
+0 for an agent that ignores the other). An agent reciprocates by the issue's test
 (``trainers.evaluation.negotiation.RECIPROCAL``) when it earns at least 0.33 per step
 against itself (mutual defection: 0.30) and Always Defect earns at most 0.425 per step
 against it (0.30 against itself, 0.55 against Always Cooperate); the target is at least 8
 of 10 seeds. Writes under ``OUT``:
 
 * ``seed_K/``: each run (config, metrics with ``eval/`` columns, checkpoint);
-* ``reciprocity.csv``: per seed, the four rewards, the exploitation ratio, whether it
-  reciprocates, the training time;
+* ``reciprocity.csv``: per seed, the four rewards, the exploitation ratio, the bids and
+  retaliation, whether it meets the test, the training time;
 * ``fig6_training_curves.png``: mean and range over the seeds (paper Fig. 6);
 * ``fig3b_episode.png`` and ``.csv``: seed 0 against itself, one episode (paper Fig. 3b).
 
@@ -32,6 +34,7 @@ from pathlib import Path
 import social_dilemmas
 from trainers import train
 from trainers.evaluation.negotiation import (
+    bid_response,
     is_reciprocal,
     plot_episode,
     plot_training_curves,
@@ -43,7 +46,7 @@ from trainers.players import load_player
 from trainers.presets import make_config
 
 COLUMNS = ("eval/self", "eval/always_defect_gets", "eval/vs_always_defect", "eval/vs_always_cooperate",
-           "eval/exploitation")
+           "eval/exploitation", "low_bid_vs_always_cooperate", "low_bid_vs_always_defect", "retaliation")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -77,16 +80,17 @@ def main(argv: list[str] | None = None) -> dict:
         # with keep_best the released run's choice (paper B.3): the best training-return agent
         path = out / f"seed_{seed}" / ("best.pt" if cfg.run.keep_best else "checkpoint.pt")
         results[seed] = scripted_evaluation(game, lambda _seat, p=path: load_player(p, game), games=256, seed=0)
+        results[seed].update(bid_response(lambda p=path: load_player(p, game)))
         r = results[seed]
         print(f"seed {seed}: self {r['eval/self']:.3f}  Always Defect gets {r['eval/always_defect_gets']:.3f}  "
               f"vs AD {r['eval/vs_always_defect']:.3f}  vs AC {r['eval/vs_always_cooperate']:.3f}  "
-              f"exploitation {r['eval/exploitation']:.2f}  "
+              f"exploitation {r['eval/exploitation']:.2f}  retaliation {r['retaliation']:+.2f}  "
               f"{'reciprocal' if is_reciprocal(r) else 'NOT reciprocal'} ({times[seed]:.0f} s)", flush=True)
     held = {s: is_reciprocal(r) for s, r in results.items()}
     out.mkdir(parents=True, exist_ok=True)
     with (out / "reciprocity.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seed", *(c.split("/")[1] for c in COLUMNS), "reciprocal", "train_seconds"])
+        w.writerow(["seed", *(c.split("/")[-1] for c in COLUMNS), "reciprocal", "train_seconds"])
         for s, r in results.items():
             w.writerow([s, *(f"{r[c]:.4f}" for c in COLUMNS), held[s], f"{times[s]:.0f}"])
     plot_training_curves([out / f"seed_{s}" for s in seeds], out / "fig6_training_curves.png",

@@ -55,3 +55,30 @@ def test_reciprocity_thresholds():
     assert is_reciprocal({"eval/self": 0.40, "eval/always_defect_gets": 0.35})
     assert not is_reciprocal({"eval/self": 0.30, "eval/always_defect_gets": 0.30})  # bids 5 on everything
     assert not is_reciprocal({"eval/self": 0.49, "eval/always_defect_gets": 0.54})  # an unconditional cooperator
+
+
+def test_bid_response_tells_a_reciprocal_agent_from_one_that_ignores_the_other():
+    import numpy as np
+
+    from social_dilemmas.policies import CallablePolicy
+    from trainers.evaluation.negotiation import bid_response
+
+    game = social_dilemmas.make_game("negotiation")
+
+    def mirror(obs):  # 5 on its valuable items; on the others 5 only if the other bid high on everything last step
+        mine, theirs, their_last = obs[3:6] * 10, obs[9:12] * 10, obs[12:15] * 10
+        return np.where(mine > theirs, 5.0, 5.0 if their_last.mean() > 4 else 0.0).astype(np.float32)
+
+    def half(obs):  # ignores the other: 5 on its valuable items, 2.5 on the others
+        return np.where(obs[3:6] > obs[9:12], 5.0, 2.5).astype(np.float32)
+
+    reciprocal = bid_response(lambda: CallablePolicy(mirror, game), games=8)
+    # against Always Cooperate (which bids 0 on its own low items) it mostly gives items away
+    # (not when Always Cooperate valued all three items more, 1 step in 8); against Always
+    # Defect (5 everywhere) it keeps them, from the second step on
+    assert reciprocal["low_bid_vs_always_cooperate"] < 1.0
+    assert reciprocal["low_bid_vs_always_defect"] == pytest.approx(5.0 * 49 / 50, abs=0.2)
+    assert reciprocal["retaliation"] > 3.5
+    fixed = bid_response(lambda: CallablePolicy(half, game), games=8)
+    assert fixed["low_bid_vs_always_cooperate"] == fixed["low_bid_vs_always_defect"] == pytest.approx(2.5)
+    assert fixed["retaliation"] == pytest.approx(0.0)

@@ -10,9 +10,15 @@ training curves against the scripted players (Fig. 6), and whether an agent reci
 * :func:`plot_training_curves` reads ``eval/`` columns of runs trained with
   ``--eval-every`` and draws the mean and the spread over seeds of the agent's reward per
   step against Always Defect, against itself and against Always Cooperate (Fig. 6).
-* :data:`RECIPROCAL` and :func:`is_reciprocal`: an agent reciprocates when it earns at least
-  0.33 per step against itself (mutual defection earns 0.30) and Always Defect earns at
-  most 0.425 per step against it (0.30 against itself, 0.55 against Always Cooperate).
+* :data:`RECIPROCAL` and :func:`is_reciprocal`: the issue's test of reciprocity, met when an
+  agent earns at least 0.33 per step against itself (mutual defection earns 0.30) and
+  Always Defect earns at most 0.425 per step against it (0.30 against itself, 0.55
+  against Always Cooperate).
+* :func:`bid_response`: whether the agent's bids depend on the other player at all. Those
+  two rewards can be met by an agent that ignores the other: one that always bids 5 on
+  its valuable items and, on the others, sometimes gives them away. A reciprocal agent
+  gives items away to a cooperator and not to a defector: its mean bid on the items it
+  values less is higher against Always Defect than against Always Cooperate.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import social_dilemmas
 from social_dilemmas.policies import Policy
 from social_dilemmas.vector import VectorGame
 
-__all__ = ["RECIPROCAL", "is_reciprocal", "sample_episode", "plot_episode", "read_curves", "plot_training_curves"]
+__all__ = ["RECIPROCAL", "is_reciprocal", "bid_response", "sample_episode", "plot_episode", "read_curves", "plot_training_curves"]
 
 #: ``(metric of scripted_evaluation, comparison, threshold)`` of a reciprocal Negotiation agent (issue 15)
 RECIPROCAL = (("eval/self", ">=", 0.33), ("eval/always_defect_gets", "<=", 0.425))
@@ -40,6 +46,34 @@ CURVES = (("eval/vs_always_defect", "agent vs Always Defect"), ("eval/self", "ag
 def is_reciprocal(evaluation: dict[str, float]) -> bool:
     """Whether an agent's :func:`~trainers.evaluation.scripted.scripted_evaluation` meets :data:`RECIPROCAL`."""
     return all(evaluation[m] >= v if op == ">=" else evaluation[m] <= v for m, op, v in RECIPROCAL)
+
+
+@torch.no_grad()
+def bid_response(agent: Any, games: int = 128, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, float]:
+    """The agent's mean bid on the items it values less than the other player (1 against 5)
+    over ``games`` games against Always Cooperate and against Always Defect, and the
+    difference, ``retaliation`` (0: the agent does not respond to how the other plays).
+    ``agent()`` returns a fresh :class:`Policy` of the agent."""
+    from social_dilemmas.policies import make_policy
+
+    game = social_dilemmas.make_game("negotiation")
+    device = torch.device(device)
+    out = {}
+    for name in ("always_cooperate", "always_defect"):
+        players = [agent(), make_policy(name, game)]
+        vec = VectorGame(game, games, device=device)
+        obs, _ = vec.reset(seed=seed)
+        for i, p in enumerate(players):
+            p.reset(games, device, torch.Generator(device=device).manual_seed(seed * 1000 + i + 1))
+        low = []
+        for _ in range(game.max_steps):
+            mine, theirs = obs[:, 0, 3:6], obs[:, 0, 9:12]  # this step's values (/ 10)
+            actions = torch.stack([p.act(obs[:, i]) for i, p in enumerate(players)], dim=1)
+            low.append(actions[:, 0][mine < theirs])
+            obs, *_ = vec.step(actions.to(game.action_dtype))
+        out[f"low_bid_vs_{name}"] = float(torch.cat(low).mean())
+    out["retaliation"] = out["low_bid_vs_always_defect"] - out["low_bid_vs_always_cooperate"]
+    return out
 
 
 @torch.no_grad()
