@@ -188,8 +188,11 @@ def test_agent_replay_draws_one_snapshot_per_game_and_drops_the_oldest():
 
 
 def test_paper_options_are_validated_with_clear_errors():
-    with pytest.raises(ValueError, match="num_games.*multiple of replay_groups = 3"):
-        make_config("ipd", num_games=8, replay_groups=3)
+    # groups that do not divide the games: the largest divisor below is used
+    odd = algorithms.get("adalign")(make_config("ipd", num_games=12, replay_groups=16, hidden=8, max_steps=4))
+    assert odd.agents.groups == 12
+    assert algorithms.get("adalign")(make_config("ipd", num_games=12, replay_groups=5, hidden=8,
+                                                 max_steps=4)).agents.groups == 4
     with pytest.raises(ValueError, match="critic_kind.*discrete"):
         make_config("negotiation", critic_kind="q")
     with pytest.raises(ValueError, match="critic_kind.*allowed values are value, q"):

@@ -185,8 +185,9 @@ class OnPolicyConfig(Section):
     replay_capacity: int = 10000
     """Most snapshots kept in the agent replay buffer (oldest dropped first)."""
     replay_groups: int = 1
-    """Opponents of a replay update: the games split into this many equal groups, each against its own
-    snapshot (1: one snapshot for the whole batch; 0: every game its own, the published set-up)."""
+    """Opponents of a replay update: the games split into this many equal groups (the largest divisor of
+    num_games up to it), each against its own snapshot (1: one snapshot for the whole batch; 0: every game
+    its own, the published set-up)."""
     replay_critic: bool = False
     """Keep each snapshot's critic too, and take a replayed opponent's advantages (in the alignment
     term) from its own snapshot's critic, as the published runs; false: from the current critic."""
@@ -229,8 +230,6 @@ class OnPolicyConfig(Section):
              "cannot be combined with trajectory_replay (replayed games have no snapshot critic)")
         if run is not None:
             image = is_image_game(social_dilemmas.spec(run.env, **run.game_kwargs()))
-            need(run, self.replay_groups <= 1 or run.num_games % self.replay_groups == 0, "num_games",
-                 f"must be a multiple of replay_groups = {self.replay_groups}")
             if self.critic_kind == "q":
                 need(self, social_dilemmas.spec(run.env, **run.game_kwargs()).action_kind == "discrete" and not image,
                      "critic_kind", f"q needs discrete actions and a separate critic; {run.env} has neither")
@@ -312,7 +311,9 @@ class OnPolicy(Algorithm):
             self.rng = random.Random(run.seed + 2)
             self.rollouts = Rollouts(self.vec, self.actor, run.steps_per_rollout, run.time_limit, self.action_gen,
                                      self.device, run.seed, record_probs=cfg.critic_kind == "q")
-            self.agents = AgentReplay(cfg.self_play_prob, cfg.snapshot_every, cfg.replay_capacity, cfg.replay_groups,
+            groups = cfg.replay_groups and max(g for g in range(1, min(cfg.replay_groups, run.num_games) + 1)
+                                               if run.num_games % g == 0)
+            self.agents = AgentReplay(cfg.self_play_prob, cfg.snapshot_every, cfg.replay_capacity, groups,
                                       cfg.replay_critic)
             self.opponent: Any = None
             self.trajectories = TrajectoryReplay(cfg.trajectory_replay, self.n_players, cfg.trajectory_capacity,
