@@ -194,11 +194,11 @@ def test_paper_options_are_validated_with_clear_errors():
     assert algorithms.get("adalign")(make_config("ipd", num_games=12, replay_groups=5, hidden=8,
                                                  max_steps=4)).agents.groups == 4
     with pytest.raises(ValueError, match="critic_kind.*discrete"):
-        make_config("negotiation", critic_kind="q")
+        make_config("negotiation", critic_kind="q", shared_encoder=False)
     with pytest.raises(ValueError, match="critic_kind.*allowed values are value, q"):
         make_config("ipd", critic_kind="advantage")
     with pytest.raises(ValueError, match="replay_critic.*trajectory_replay"):
-        make_config("negotiation", replay_critic=True, trajectory_replay=0.05)
+        make_config("negotiation", replay_critic=True, trajectory_replay=0.05, shared_encoder=False)
 
 
 def test_grouped_critic_matches_each_snapshot():
@@ -241,8 +241,11 @@ def test_negotiation_paper_preset_takes_two_actor_steps_with_weight_decay_and_th
             section.critic_target, section.atanh_limit, (section.log_std_min, section.log_std_max)) == \
         (2, -10.0, "sample", 1e-4, "mc", 0.99, (-2.0, 10.0))
     algo = algorithms.get("adalign")(cfg)
-    assert algo.actor_opt.param_groups[0]["weight_decay"] == 1e-4
-    assert algo.critic.opt.param_groups[0]["weight_decay"] == 1e-4
+    # the actor and its value head (the shared encoder's critic) both decay
+    assert [g["weight_decay"] for g in algo.actor_opt.param_groups] == [1e-4, 1e-4]
+    separate = algorithms.get("adalign")(make_config("negotiation", num_games=4, max_steps=4, hidden=8,
+                                                     shared_encoder=False))
+    assert separate.critic.opt.param_groups[0]["weight_decay"] == 1e-4
     seen, bonuses = [], []
     real_step, real_loss = torch.optim.Adam.step, losses.adalign_loss
 
@@ -329,10 +332,44 @@ def test_keep_best_writes_the_best_training_return_agent_as_a_player(tmp_path):
 
 
 def test_negotiation_critic_without_the_time_input():
-    cfg = make_config("negotiation", num_games=4, max_steps=4, hidden=8, iterations=1, tensorboard=False)
+    cfg = make_config("negotiation", num_games=4, max_steps=4, hidden=8, iterations=1, tensorboard=False,
+                      shared_encoder=False)  # a separate critic (the preset's is the actor's value head)
     assert cfg.algorithm.critic_time is False
     algo = algorithms.get("adalign")(cfg)
     assert algo.critic.net.net.encoder[0].in_features == 15  # the observation only
     algo.train_step()
-    timed = algorithms.get("adalign")(make_config("negotiation", num_games=4, max_steps=4, hidden=8, critic_time=True))
+    timed = algorithms.get("adalign")(make_config("negotiation", num_games=4, max_steps=4, hidden=8, critic_time=True,
+                                                  shared_encoder=False))
     assert timed.critic.net.net.encoder[0].in_features == 16
+
+
+def test_shared_encoder_value_head_learns_with_the_actor_and_the_checkpoint_plays(tmp_path):
+    from trainers.advantages import monte_carlo_returns
+    from trainers.critics import ValueHead
+    from trainers.players import load_player
+
+    cfg = make_config("negotiation", num_games=8, max_steps=5, hidden=8, iterations=2, tensorboard=False,
+                      trajectory_capacity=40, trajectory_add=4)
+    assert cfg.algorithm.shared_encoder  # the released run's encoder, shared by actor and critic
+    algo = algorithms.get("adalign")(cfg)
+    assert isinstance(algo.critic, ValueHead) and algo.actor.has_value_head
+    before = [p.detach().clone() for p in algo.actor.value_parameters()]
+    batch = algo.collect()
+    est = algo.critic.estimate(batch)
+    # Monte Carlo targets for whole episodes (critic_target mc), GAE on the rollout's own values
+    torch.testing.assert_close(est.targets, monte_carlo_returns(batch.rewards, batch.dones, cfg.algorithm.gamma))
+    metrics = algo.update(batch)
+    assert metrics["train/critic_loss"] > 0
+    assert any(not torch.equal(b, p) for b, p in zip(before, algo.actor.value_parameters()))
+    # the values of a whole sequence are those of the steps
+    dist, values = algo.actor.forward_sequence(batch.memory, batch.obs, batch.starts)
+    state = algo.actor.begin(batch.memory)
+    for t in range(batch.obs.shape[1]):
+        step_dist, value, state = algo.actor.step(state, batch.obs[:, t], batch.starts[:, t])
+        torch.testing.assert_close(value, values[:, t])
+    train(cfg, tmp_path, progress=False)
+    player = load_player(tmp_path / "checkpoint.pt", social_dilemmas.make_game("negotiation"))
+    player.reset(2, "cpu")
+    assert player.act(torch.zeros(2, 15)).shape == (2, 3)
+    with pytest.raises(ValueError, match="shared_encoder.*self_play_prob 1"):
+        make_config("negotiation", shared_encoder=True, self_play_prob=0.5)

@@ -42,7 +42,9 @@ def read_metrics(path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("algo", ["adalign", "proximal_adalign"])
 def test_short_training_run_writes_outputs_and_changes_the_policy(tmp_path, env, algo):
-    cfg = tiny(env, algo, self_play_prob=0.5, snapshot_every=1, trajectory_replay=0.25 if env == "negotiation" else 0.0)
+    # agent replay plays networks without a value head: the Negotiation's separate critic here
+    extra = dict(trajectory_replay=0.25, shared_encoder=False) if env == "negotiation" else {}
+    cfg = tiny(env, algo, self_play_prob=0.5, snapshot_every=1, **extra)
     before = Trainer(cfg).actor.state_dict()
     trainer = train(cfg, tmp_path, progress=False)
     assert trainer.iteration == 3

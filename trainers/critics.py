@@ -150,8 +150,8 @@ class SeparateCritic:
 
 class ValueHead:
     """The policy network's value head (see the module docstring): GAE on the rollout's values,
-    the critic trained by ``value_coef`` times the Huber loss to the lambda-returns inside
-    the actor's loss."""
+    the critic trained by ``value_coef`` times the Huber loss to the lambda-returns (with
+    ``critic_target mc`` and whole episodes, the Monte Carlo returns) inside the actor's loss."""
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
@@ -159,6 +159,8 @@ class ValueHead:
     def estimate(self, batch: Batch, opponents: Any = None) -> Estimate:
         adv, returns = gae(batch.rewards, batch.values, batch.next_values, batch.dones, self.cfg.gamma,
                            self.cfg.gae_lambda, truncated=batch.truncated)
+        if self.cfg.critic_target == "mc" and not bool(batch.truncated.any()):  # whole episodes: Monte Carlo targets
+            returns = monte_carlo_returns(batch.rewards, batch.dones, self.cfg.gamma)
         return Estimate(adv, None, returns)
 
     def step(self, est: Estimate, iteration: int, out: Any = None) -> dict[str, float]:

@@ -88,7 +88,7 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
                         trajectory_replay=0.05, critic_target="mc", value_norm=False, weight_decay=1e-4, log_std_min=-2.0,
                         log_std_max=10.0, atanh_limit=0.99, log_prob_floor=-10.0, entropy_bonus="sample",
                         actor_updates=2, trajectory_capacity=100000, trajectory_add=500, critic_time=False,
-                        keep_best=True),
+                        keep_best=True, shared_encoder=True),
     "commons_harvest_open": dict(gamma=0.99, actor_lr=1e-5, critic_lr=1e-5, entropy_coef=0.1, beta=1.0, grad_clip=10.0,
                                  normalize_advantages=True, hidden=192),
 }
@@ -155,7 +155,7 @@ FAST_PRESETS: dict[str, dict[str, Any]] = {
         self_play_prob=0.0, replay_groups=16, replay_critic=True, snapshot_every=1, trajectory_replay=0.0,
         keep_best=True,  # the released run's best-return agent (paper B.3)
         weight_decay=0.0, log_std_min=-20.0, log_std_max=20.0, atanh_limit=1.0, log_prob_floor=None,
-        entropy_bonus="entropy", actor_updates=1, trajectory_capacity=0, critic_time=True)},
+        entropy_bonus="entropy", actor_updates=1, trajectory_capacity=0, critic_time=True, shared_encoder=False)},
 }
 
 

@@ -160,6 +160,10 @@ class OnPolicyConfig(Section):
     (the released run: 0.99; 1: only keeps 0 and 5 finite)."""
     value_coef: float = 0.5
     """Weight of the value loss where actor and critic share a network (images)."""
+    shared_encoder: bool = False
+    """Vector games: the critic is a value head (two-layer MLP) on the actor's encoder, trained with the actor's
+    loss (value_coef) on the rollout's own values (the released Negotiation run shares the encoder); false:
+    a separate critic network."""
     critic_kind: Literal["value", "q"] = "value"
     """Separate critic's output: value (V(s)) or q (Q(s, a) of every action, V = sum_a pi(a) Q(a): the
     published IPD and Coin Game runs; discrete actions only). A Q-critic's TD(0) target is r + gamma Q_target(s', a')."""
@@ -226,6 +230,10 @@ class OnPolicyConfig(Section):
         need(self, self.critic_target in ("td0", "mc"), "critic_target", "allowed values are td0, mc")
         need(self, self.advantage_values in ("target", "online"), "advantage_values", "allowed values are target, online")
         need(self, self.critic_kind in ("value", "q"), "critic_kind", "allowed values are value, q")
+        need(self, not self.shared_encoder or (self.self_play_prob == 1 and not self.replay_critic
+                                                and self.critic_kind == "value" and self.critic_warmup == 0),
+             "shared_encoder", "needs self_play_prob 1, no replay_critic, critic_kind value and critic_warmup 0 (the "
+             "value head learns with the actor, and agent replay plays networks without one)")
         need(self, not self.replay_critic or self.trajectory_replay == 0, "replay_critic",
              "cannot be combined with trajectory_replay (replayed games have no snapshot critic)")
         if run is not None:

@@ -54,8 +54,9 @@ class RecurrentNet(nn.Module):
     def initial_state(self, batch: int, device: torch.device | str) -> Tensor:
         return torch.zeros(1, batch, self.hidden, device=device)
 
-    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``x``: ``[B, T, in_dim]`` -> (``[B, T, out_dim]``, final hidden ``[1, B, hidden]``)."""
+    def features(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x``: ``[B, T, in_dim]`` -> (the encoder's and GRU's output ``[B, T, hidden]``, the
+        head's input; final hidden ``[1, B, hidden]``)."""
         if not self.recurrent:
             # the only memory is whether the episode has started: the hidden state is 0 before
             # the first step and 1 after it, so the first step has its own input (like the
@@ -64,8 +65,12 @@ class RecurrentNet(nn.Module):
             started[:, 0] = 0.0 if h is None else h[0, :, :1]
             z = self.feed_forward(self.encoder(torch.cat((x, started), dim=-1)))
             h_next = torch.ones(1, x.shape[0], self.hidden, dtype=x.dtype, device=x.device)
-            return self.head(z), h_next
-        z, h = self.gru(self.encoder(x), h)
+            return z, h_next
+        return self.gru(self.encoder(x), h)
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x``: ``[B, T, in_dim]`` -> (``[B, T, out_dim]``, final hidden ``[1, B, hidden]``)."""
+        z, h = self.features(x, h)
         return self.head(z), h
 
     def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -97,16 +102,20 @@ class Actor(nn.Module):
     """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals.
 
     Memory: ``(h,)`` with ``h`` ``[M, hidden]``, the GRU's state (the feed-forward actor's
-    "episode started" flag, see :class:`RecurrentNet`). No value head. Proposals: the
+    "episode started" flag, see :class:`RecurrentNet`). With ``value_head`` (the released
+    Negotiation run's shared encoder) a two-layer MLP on the encoder's output gives state
+    values too (``has_value_head``; its weights are :meth:`value_parameters`). Proposals: the
     log-std is clamped to ``log_std_bounds``, and log-probabilities clamp ``|u|`` to
     ``atanh_limit`` before atanh (:class:`~trainers.networks.distributions.TanhNormal`'s ``eps``).
     """
 
-    has_value_head = False
-
     def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None,
-                 recurrent: bool = True, log_std_bounds: tuple[float, float] = (-20.0, 20.0), atanh_limit: float = 1.0):
+                 recurrent: bool = True, log_std_bounds: tuple[float, float] = (-20.0, 20.0), atanh_limit: float = 1.0,
+                 value_head: bool = False):
         super().__init__()
+        self.has_value_head = value_head
+        if value_head:
+            self.value_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.discrete = n_actions is not None
         self.log_std_bounds = log_std_bounds
         # proposals are clamped this far inside [0, 5] before atanh (|u| <= atanh_limit)
@@ -134,6 +143,18 @@ class Actor(nn.Module):
             return out, out.new_zeros(out.shape[0], 0), h
         return out, self.log_std.expand(out.shape), h
 
+    def value_parameters(self) -> list[nn.Parameter]:
+        """The value head's weights (empty without one)."""
+        return list(self.value_head.parameters()) if self.has_value_head else []
+
+    def _run(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """``x`` ``[B, T, in_dim]`` -> (head output, values ``[B, T]`` or None, final hidden)."""
+        if not self.has_value_head:
+            out, h = self.net(x, h)
+            return out, None, h
+        z, h = self.net.features(x, h)
+        return self.net.head(z), self.value_head(z).squeeze(-1), h
+
     # -- the memory interface of trainers.networks ----------------------------------------
     def initial_memory(self, rows: int, device: torch.device | str) -> tuple[Tensor]:
         return (torch.zeros(rows, self.net.hidden, device=device),)
@@ -143,27 +164,32 @@ class Actor(nn.Module):
 
     def step(self, state: tuple[Tensor], obs: Tensor, start: Tensor | None):
         """One step: ``obs`` ``[M, *obs_shape]``, ``start`` ``[M]`` (True: first step of an
-        episode, the memory is cleared; None: no row starts) -> (distribution, None, new state)."""
+        episode, the memory is cleared; None: no row starts) -> (distribution, value or None, new state)."""
         h = (state[0] if start is None else state[0].masked_fill(start.unsqueeze(-1), 0.0)).unsqueeze(0)
-        out, h = self.net.step(obs.flatten(1), h)
-        return self.distribution(out), None, (h.squeeze(0),)
+        if not self.has_value_head:
+            out, h = self.net.step(obs.flatten(1), h)
+            return self.distribution(out), None, (h.squeeze(0),)
+        out, value, h = self._run(obs.flatten(1).unsqueeze(1), h)
+        return self.distribution(out.squeeze(1)), value.squeeze(1), (h.squeeze(0),)
 
     def end(self, memory: tuple[Tensor], state: tuple[Tensor], obs: Tensor, starts: Tensor) -> tuple[Tensor]:
         return tuple(x.detach() for x in state)
 
     def forward_sequence(self, memory: tuple[Tensor], obs: Tensor, starts: Tensor):
-        """Whole sequences: ``obs`` ``[M, T, *obs_shape]`` -> (distribution over ``[M, T]``, None)."""
+        """Whole sequences: ``obs`` ``[M, T, *obs_shape]`` -> (distribution over ``[M, T]``,
+        values ``[M, T]`` or None)."""
         if bool(starts[:, 1:].any()):  # episodes start inside the sequence: step through it
-            state, outs = memory, []
+            state, outs, values = memory, [], []
             for t in range(obs.shape[1]):
                 h = state[0].masked_fill(starts[:, t].unsqueeze(-1), 0.0).unsqueeze(0)
-                out, h = self.net.step(obs[:, t].flatten(1), h)
-                outs.append(out)
+                out, value, h = self._run(obs[:, t].flatten(1).unsqueeze(1), h)
+                outs.append(out.squeeze(1))
+                values.append(None if value is None else value.squeeze(1))
                 state = (h.squeeze(0),)
-            return self.distribution(torch.stack(outs, 1)), None
+            return self.distribution(torch.stack(outs, 1)), None if values[0] is None else torch.stack(values, 1)
         h = memory[0].masked_fill(starts[:, :1], 0.0).unsqueeze(0)
-        out, _ = self.net(obs.flatten(2), h)
-        return self.distribution(out), None
+        out, values, _ = self._run(obs.flatten(2), h)
+        return self.distribution(out), values
 
 
 class Critic(nn.Module):
