@@ -10,7 +10,7 @@ from social_dilemmas.core import BatchedGame
 from social_dilemmas.policies import Policy
 from social_dilemmas.vector import VectorGame
 
-__all__ = ["MatchResult", "play"]
+__all__ = ["MatchResult", "play", "reset_players"]
 
 
 @dataclass
@@ -23,6 +23,14 @@ class MatchResult:
     mean: list[float]
     std: list[float]
     per_game: torch.Tensor
+
+
+def reset_players(players: list[Policy], num_envs: int, seed: int, device: torch.device) -> None:
+    """Start ``players`` (one per seat) on ``num_envs`` fresh games, seat ``i`` drawing its
+    actions from a generator seeded ``seed * 1000 + i + 1`` (so every match of the project
+    with the same seed gives a player the same numbers)."""
+    for i, p in enumerate(players):
+        p.reset(num_envs, device, torch.Generator(device=device).manual_seed(seed * 1000 + i + 1))
 
 
 @torch.no_grad()
@@ -46,10 +54,7 @@ def play(
     device = torch.device(device)
     vec = VectorGame(game, num_envs, device=device)
     obs, _ = vec.reset(seed=seed)
-    for i, p in enumerate(players):
-        gen = torch.Generator(device=device)
-        gen.manual_seed(seed * 1000 + i + 1)
-        p.reset(num_envs, device, gen)
+    reset_players(players, num_envs, seed, device)
     totals = []
     for _ in range(episodes):
         episode = torch.zeros(num_envs, game.n_players, device=device)

@@ -121,10 +121,10 @@ def ipd_report(agent: Any, num_games: int = 1024, seed: int = 0, device: str | t
     ``DC``, ``DD`` (P(cooperate), :func:`cooperation_table`), ``self_play`` (its reward per
     step against itself) and ``always_defect_gets`` (Always Defect's reward per step against
     it, ``num_games`` games). ``table``: the agent's :func:`cooperation_table`, if already measured."""
-    table = table or cooperation_table(agent, num_games, seed, device)
+    net = _policy_net(agent)
+    table = table or cooperation_table(net, num_games, seed, device)
     report = {name: mean for name, (mean, _) in table.items()}
     game = social_dilemmas.make_game("ipd")
-    net = _policy_net(agent)
     was_training = net.training
     result = play(game, [AgentPolicy(net.eval()), make_policy("always_defect", game)], num_envs=num_games,
                   seed=seed, device=device)

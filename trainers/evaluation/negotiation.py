@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 import social_dilemmas
+from social_dilemmas.match import reset_players
 from social_dilemmas.policies import Policy
 from social_dilemmas.vector import VectorGame
 
@@ -63,8 +64,7 @@ def bid_response(agent: Any, games: int = 128, seed: int = 0, device: str | torc
         players = [agent(), make_policy(name, game)]
         vec = VectorGame(game, games, device=device)
         obs, _ = vec.reset(seed=seed)
-        for i, p in enumerate(players):
-            p.reset(games, device, torch.Generator(device=device).manual_seed(seed * 1000 + i + 1))
+        reset_players(players, games, seed, device)
         low = []
         for _ in range(game.max_steps):
             mine, theirs = obs[:, 0, 3:6], obs[:, 0, 9:12]  # this step's values (/ 10)
@@ -87,8 +87,7 @@ def sample_episode(players: list[Policy], seed: int = 0, device: str | torch.dev
     device = torch.device(device)
     vec = VectorGame(game, 1, device=device)
     obs, _ = vec.reset(seed=seed)
-    for i, p in enumerate(players):
-        p.reset(1, device, torch.Generator(device=device).manual_seed(seed * 1000 + i + 1))
+    reset_players(players, 1, seed, device)
     steps = []
     for t in range(game.max_steps):
         values = (obs[0, :, 3:6] * 10).round()  # the values drawn for this step, each player's own

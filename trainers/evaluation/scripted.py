@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from social_dilemmas.core import BatchedGame
-from social_dilemmas.match import play
+from social_dilemmas.match import play, reset_players
 from social_dilemmas.policies import Policy, make_policy, scripted_names
 from social_dilemmas.vector import VectorGame
 
@@ -38,13 +38,9 @@ def first_move(game: BatchedGame, players: list[Policy], games: int = 64, seed: 
     of ``players`` (one per seat) in ``games`` fresh games seeded with ``seed``."""
     vec = VectorGame(game, games, device=torch.device(device))
     obs, _ = vec.reset(seed=seed)
-    actions = []
-    for i, p in enumerate(players):
-        gen = torch.Generator(device=device)
-        gen.manual_seed(seed * 1000 + i + 1)
-        p.reset(games, device, gen)
-        actions.append(p.act(obs[:, i]))
-    return game.action_metrics(torch.stack(actions, dim=1))
+    reset_players(players, games, seed, torch.device(device))
+    actions = torch.stack([p.act(obs[:, i]) for i, p in enumerate(players)], dim=1)
+    return game.action_metrics(actions)
 
 
 @torch.no_grad()

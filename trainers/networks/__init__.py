@@ -65,18 +65,16 @@ def build_networks(game: Any, cfg: Any, critic: bool = True) -> tuple[nn.Module,
                         in_channels=channels)
         return net, None
     obs_dim = math.prod(shape)
-    if game.action_kind == "discrete":
+    discrete = game.action_kind == "discrete"
+    if discrete:
         actor = Actor(obs_dim, cfg.hidden, n_actions=int(game.action_space().n), recurrent=cfg.actor_recurrent,
                       value_head=cfg.shared_encoder)
-        if cfg.shared_encoder:  # the critic is the actor's value head
-            return actor, None
-        n_q = int(game.action_space().n) if cfg.critic_kind == "q" else None
-        return actor, (Critic(obs_dim, cfg.hidden, value_norm=cfg.value_norm, n_actions=n_q, time_input=cfg.critic_time)
-                       if critic else None)
-    actor = Actor(obs_dim, cfg.hidden, action_dim=game.action_shape[0], recurrent=cfg.actor_recurrent,
-                  log_std_bounds=(cfg.log_std_min, cfg.log_std_max), atanh_limit=cfg.atanh_limit,
-                  value_head=cfg.shared_encoder)
-    if cfg.shared_encoder:  # the critic is the actor's value head
+    else:
+        actor = Actor(obs_dim, cfg.hidden, action_dim=game.action_shape[0], recurrent=cfg.actor_recurrent,
+                      log_std_bounds=(cfg.log_std_min, cfg.log_std_max), atanh_limit=cfg.atanh_limit,
+                      value_head=cfg.shared_encoder)
+    if cfg.shared_encoder or not critic:  # shared_encoder: the critic is the actor's value head
         return actor, None
-    return actor, (Critic(obs_dim, cfg.hidden, mlp_layers=2, value_norm=cfg.value_norm, time_input=cfg.critic_time)
-                   if critic else None)
+    n_q = int(game.action_space().n) if discrete and cfg.critic_kind == "q" else None
+    return actor, Critic(obs_dim, cfg.hidden, mlp_layers=1 if discrete else 2, value_norm=cfg.value_norm,
+                         n_actions=n_q, time_input=cfg.critic_time)
