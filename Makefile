@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 export SDL_VIDEODRIVER ?= dummy
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: demo test slow bench reproduce reproduce-ipd reproduce-coin reproduce-negotiation install lint clean
+.PHONY: demo test slow bench reproduce reproduce-ipd reproduce-coin reproduce-negotiation reproduce-published-league \
+	install lint clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_meltingpot.py
 	@test -x $(PY) || { echo "[install] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -30,15 +31,21 @@ slow: $(STAMP)
 	$(PY) -m pytest -m slow -n 2
 
 # the paper's results, reproduced by example scripts (long: see the README's Results)
-# (make reproduce-ipd, reproduce-coin, reproduce-negotiation for one of them)
-reproduce: reproduce-ipd reproduce-coin reproduce-negotiation
+# (make reproduce-ipd, reproduce-coin, reproduce-negotiation, reproduce-published-league for one of them)
+# PUBLISHED: the authors' Coin Game agents (a clone's league/checkpoints works too)
+PUBLISHED ?= ../shared/published_league
+reproduce: reproduce-ipd reproduce-published-league reproduce-coin reproduce-negotiation
 
 reproduce-ipd: $(STAMP)
 	$(PY) examples/ipd_tit_for_tat.py --seeds 10 --threads 1 --out runs/reproduce/ipd
 	$(PY) examples/ipd_tit_for_tat.py --seeds 10 --threads 1 --actor gru --out runs/reproduce/ipd-gru
 
 reproduce-coin: $(STAMP)
-	$(PY) examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2 --out runs/reproduce/coin_game
+	$(PY) examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2 --published $(PUBLISHED) \
+		--out runs/reproduce/coin_game
+
+reproduce-published-league: $(STAMP)
+	$(PY) examples/published_league.py --published $(PUBLISHED) --out runs/reproduce/published_league
 
 reproduce-negotiation: $(STAMP)
 	$(PY) examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2 --out runs/reproduce/negotiation

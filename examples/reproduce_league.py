@@ -13,11 +13,17 @@ writes under ``OUT``:
 * ``self_play.csv``: each trained seed against itself (the league's diagonal mixes seeds);
 * ``targets.csv``: the paper's qualitative targets (SPEC section 8), measured, and
   whether each holds;
+* with ``--published DIR`` (Coin Game): the authors' published AdAlign, LOQA and POLA agents
+  (:mod:`trainers.published`) join the league as ``published AdAlign`` and so on, and
+  ``versus_published.csv`` has every trained player against every published set, in both
+  seat orders: the mean reward per step of each side and its spread (the standard
+  deviation over the pairs of seeds);
 * ``times.csv``: the training time of every run.
 
     python examples/reproduce_league.py --env coin_game --seeds 3 --out runs/reproduce/coin_game
     python examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2
     python examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2   # two runs at a time
+    python examples/reproduce_league.py --env coin_game --seeds 10 --published ../shared/published_league
 
 Runs that already finished in ``OUT`` with the same settings are reused (delete them to
 retrain), so a long reproduction can be stopped and started again. Runs saved by the first
@@ -40,10 +46,11 @@ import social_dilemmas
 from trainers import train
 from trainers.algorithms.adalign import FAST_PRESETS
 from trainers.config import CONFIG_FORMAT, Config
-from trainers.evaluation.league import LeagueResult, format_table, league, run_league
+from trainers.evaluation.league import LeagueResult, format_table, league, same_seed_self_play
 from trainers.evaluation.scripted import exploitation
 from trainers.metrics import updates_done
 from trainers.presets import config_from_dict, make_config
+from trainers.published import published_players
 
 #: Budgets of one seed on a 2-core CPU (see the README's Results); the command line overrides
 #: them. ``batch`` None: the preset's. ``ppo``: the PPO and PPO-SR settings besides the game's
@@ -136,25 +143,40 @@ def finished(out: Path, artefact: str, cfg: Config) -> bool:
 TRAINED = {"adalign": "checkpoint.pt", "ppo": "model.zip", "ppo_sr": "model.zip"}
 
 
-def same_seed_self_play(env: str, out: Path, seeds: int, episodes: int, steps: int) -> dict[str, list[float]]:
-    """Reward per step (mean of both seats) of each trained player's seed against itself.
-
-    These are the same games as the league's same-seed pairs (its diagonal cells average
-    every pair of seeds, so they mix self-play with play against other seeds)."""
+def self_play_by_seed(env: str, out: Path, seeds: int, episodes: int, steps: int) -> dict[str, list[float]]:
+    """Reward per step (mean of both seats) of each trained player's seed against itself
+    (:func:`trainers.evaluation.league.same_seed_self_play`: the league's same-seed pairs)."""
     game = social_dilemmas.make_game(env, max_steps=steps)
-    result: dict[str, list[float]] = {}
-    for name, artefact in TRAINED.items():
-        result[name] = []
-        for s in range(seeds):
-            cell = run_league(game, [f"{name}={out}/{name}-s{s}/{artefact}"], seeds=1, episodes=episodes,
-                              seed=1001 * s)  # the league's game seed of the pair (seed s, seed s)
-            result[name].append(float(cell.row_reward[0, 0] + cell.col_reward[0, 0]) / 2)
-    return result
+    return {name: same_seed_self_play(game, f"{name}={out}/{name}-s*/{artefact}", seeds, episodes)
+            for name, artefact in TRAINED.items()}
+
+
+#: The display name of a published set in this league (``published AdAlign``...).
+PUBLISHED_PREFIX = "published "
+
+
+def versus_published(res: LeagueResult) -> list[dict]:
+    """Every trained player against every published set (:data:`PUBLISHED_PREFIX`), in both
+    seat orders: each side's reward per step and its spread over the pairs of seeds."""
+    i = {n: k for k, n in enumerate(res.names)}
+    rows = []
+    for ours in TRAINED:
+        for theirs in (n for n in res.names if n.startswith(PUBLISHED_PREFIX)):
+            a, b = i[ours], i[theirs]
+            for first, r, c, flip in (("ours", a, b, False), ("theirs", b, a, True)):
+                ours_reward, theirs_reward = float(res.row_reward[r, c]), float(res.col_reward[r, c])
+                ours_std, theirs_std = float(res.row_std[r, c]), float(res.col_std[r, c])
+                if flip:
+                    ours_reward, theirs_reward, ours_std, theirs_std = theirs_reward, ours_reward, theirs_std, ours_std
+                rows.append({"ours": ours, "theirs": theirs[len(PUBLISHED_PREFIX):], "first_seat": first,
+                             "ours_reward": ours_reward, "theirs_reward": theirs_reward,
+                             "ours_std": ours_std, "theirs_std": theirs_std})
+    return rows
 
 
 def targets(env: str, res: LeagueResult, same: dict[str, list[float]]) -> list[tuple[str, float, str, bool | None]]:
     """The paper's targets (SPEC section 8) as (what, measured, wanted, holds or None);
-    ``same`` is :func:`same_seed_self_play`."""
+    ``same`` is :func:`self_play_by_seed`."""
     i = {n: k for k, n in enumerate(res.names)}
     row, col = res.row_reward, res.col_reward
 
@@ -220,8 +242,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--jobs", type=int, default=1,
                     help="training runs at once, each in its own process on one torch thread (default 1: one at a "
                     "time, in this process); 2 on a 2-core CPU halves the wall-clock time")
+    ap.add_argument("--published", type=Path, default=None,
+                    help="Coin Game: the published agents' folder (../shared/published_league, or a clone's "
+                    "league/checkpoints); they join the league")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    published: list[str] = []
+    if args.published is not None:
+        if args.env != "coin_game":
+            ap.error(f"--published holds Coin Game agents; it cannot join the {args.env} league")
+        try:
+            published = published_players(args.published, prefix=PUBLISHED_PREFIX)
+        except FileNotFoundError as e:
+            ap.error(str(e))
     if args.threads is not None:
         import torch
 
@@ -259,11 +292,12 @@ def main(argv: list[str] | None = None) -> dict:
             if new:
                 w.writerow(["player", "seed", "train_seconds"])
             w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
-    players = [*(f"{name}={out}/{name}-s*/{artefact}" for name, artefact in TRAINED.items()), *SCRIPTED[args.env]]
+    players = [*(f"{name}={out}/{name}-s*/{artefact}" for name, artefact in TRAINED.items()), *published,
+               *SCRIPTED[args.env]]
     result = league(args.env, players, out, seeds=args.seeds, episodes=args.episodes, progress=progress,
                     env_kwargs={"max_steps": d["league_steps"]})
     print(format_table(result))
-    same = same_seed_self_play(args.env, out, args.seeds, args.episodes, d["league_steps"])
+    same = self_play_by_seed(args.env, out, args.seeds, args.episodes, d["league_steps"])
     with (out / "self_play.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["player", "seed", "reward_per_step"])
@@ -277,7 +311,18 @@ def main(argv: list[str] | None = None) -> dict:
     for what, value, wanted, holds in checks:
         verdict = "" if holds is None else ("  [met]" if holds else "  [not met]")
         print(f"{what}: {value:.3f}  (target: {wanted}){verdict}")
-    print(f"wrote {out}/league.csv, league.png, league.json, self_play.csv, targets.csv and times.csv")
+    written = "league.csv, league.png, league.json, self_play.csv, targets.csv and times.csv"
+    if published:
+        rows = versus_published(result)
+        with (out / "versus_published.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+        for r in rows:
+            print(f"{r['ours']} vs published {r['theirs']} ({r['first_seat']} first): ours {r['ours_reward']:.3f} "
+                  f"(std {r['ours_std']:.3f}), theirs {r['theirs_reward']:.3f} (std {r['theirs_std']:.3f})")
+        written = "league.csv, league.png, league.json, self_play.csv, targets.csv, versus_published.csv and times.csv"
+    print(f"wrote {out}/{written}")
     return {"result": result, "targets": checks, "all_met": all(h for *_, h in checks if h is not None)}
 
 

@@ -14,9 +14,11 @@ Scripted players::
     coin_game:    always_cooperate, always_defect, random
     negotiation:  always_cooperate, always_defect, random
 
-Coin Game: *always defect* walks the shortest (toroidal) path to the coin whoever owns
-it; *always cooperate* walks to the coin when it is its own and otherwise takes the
-first move (left, right, up, down) that does not land on the coin. Negotiation (the
+Coin Game (the published league's definitions, ``league/agent.py`` of the LOQA
+repository): *always defect* takes the move that brings it closest to the coin whoever
+owns it; *always cooperate* does so when the coin is its own and otherwise takes the move
+that leaves it farthest from the coin. Distances are toroidal Manhattan distances after
+the move; ties are broken uniformly at random with the player's generator. Negotiation (the
 published league's definitions): *always cooperate* proposes ``max_proposal`` for the
 items it values more than the other player and 0 for the rest; *always defect* proposes
 ``max_proposal`` for every item. *random* plays uniformly over the action space.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ import torch
 from social_dilemmas.core import BatchedGame
 
 __all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_ENTRY_POINTS",
-           "register_player_loader", "saved_player_suffixes", "load_saved_player"]
+           "register_player_loader", "saved_player_suffixes", "saved_player_format", "load_saved_player"]
 
 
 class Policy:
@@ -126,31 +129,31 @@ def _ipd_tit_for_tat(game, obs, generator):
     return (obs[:, 3] > 0.5).long()
 
 
-def _coin_toward(game, obs):
-    """Per game: the action that walks the shortest toroidal path to the coin (columns first)."""
+def _coin_move_distances(game, obs, generator):
+    """Per game and action: the toroidal (Manhattan) distance from the cell the action
+    leads to to the coin, plus a uniform draw in [0, 0.5) that breaks ties at random
+    (distances are integers, so the draw never reorders them). Returns ``(scores [B, 4],
+    whether the coin is mine [B])``."""
     size = game.size
     b = obs.shape[0]
     flat = obs.reshape(b, 4, size * size)
     me = flat[:, 0].argmax(1)
-    coin_planes = flat[:, 2] + flat[:, 3]
-    coin = coin_planes.argmax(1)
-    d_row = (coin // size - me // size) % size  # steps down to reach the coin's row
-    d_col = (coin % size - me % size) % size  # steps right
-    col_action = torch.where(d_col <= size - d_col, 1, 0)  # right if not longer than left
-    row_action = torch.where(d_row <= size - d_row, 3, 2)  # down if not longer than up
-    action = torch.where(d_col != 0, col_action, row_action)
-    return action, me, coin, flat[:, 2].amax(1) > 0.5
+    coin = (flat[:, 2] + flat[:, 3]).argmax(1)
+    dest = game.next_cells(me)[me]  # [B, 4]
+    d_row = (dest // size - (coin // size).unsqueeze(1)).abs()
+    d_col = (dest % size - (coin % size).unsqueeze(1)).abs()
+    dist = torch.minimum(d_row, size - d_row) + torch.minimum(d_col, size - d_col)
+    ties = 0.5 * torch.rand(dest.shape, generator=generator, device=obs.device)
+    return dist.float() + ties, flat[:, 2].amax(1) > 0.5
 
 
 def _coin_defect(game, obs, generator):
-    return _coin_toward(game, obs)[0]
+    return _coin_move_distances(game, obs, generator)[0].argmin(1)
 
 
 def _coin_cooperate(game, obs, generator):
-    toward, me, coin, mine = _coin_toward(game, obs)
-    dest = game.next_cells(me)[me]  # [B, 4]
-    avoid = (dest != coin.unsqueeze(1)).long().argmax(1)  # first move not onto the coin
-    return torch.where(mine, toward, avoid)
+    scores, mine = _coin_move_distances(game, obs, generator)
+    return torch.where(mine, scores.argmin(1), scores.argmax(1))
 
 
 def _negotiation_values(game, obs):
@@ -246,12 +249,44 @@ def saved_player_suffixes() -> tuple[str, ...]:
     return tuple(sorted({**_installed_loaders(), **_registered_loaders}))
 
 
-def load_saved_player(path: str | Path, game: Any, **kwargs: Any) -> Policy:
-    """The saved player in ``path`` as a :class:`Policy` for ``game``, through the loader of its
-    suffix (:func:`register_player_loader`, then the :data:`PLAYER_ENTRY_POINTS` group).
-    ``kwargs`` go to the loader (the trainers' take ``device`` and ``greedy``)."""
+#: The first byte of a pickle (protocol 2 and later), and the suffix whose loader takes
+#: pickles saved without one (the published Coin Game league's ``minimal_state_*`` files).
+_PICKLE_MAGIC = b"\x80"
+PICKLE_SUFFIX = ".pkl"
+
+
+def saved_player_format(path: str | Path) -> str | None:
+    """The suffix of the loader that takes the saved player ``path``, or None if it is not one.
+
+    A path whose suffix has a loader (:func:`saved_player_suffixes`) is that suffix, whether
+    or not the file exists yet. An existing file with another suffix, or none, that starts
+    like a pickle goes to the ``.pkl`` loader when one is installed (the published league's
+    agents are pickles without a suffix). Anything else is None (a scripted player's name,
+    say)."""
     text = str(path)
     suffix = Path(text).suffix
+    suffixes = saved_player_suffixes()
+    if suffix in suffixes:
+        return suffix
+    if PICKLE_SUFFIX in suffixes and os.path.isfile(text):
+        try:
+            with open(text, "rb") as f:
+                head = f.read(2)
+        except OSError:
+            return None
+        if len(head) == 2 and head[:1] == _PICKLE_MAGIC and 2 <= head[1] <= 5:
+            return PICKLE_SUFFIX
+    return None
+
+
+def load_saved_player(path: str | Path, game: Any, **kwargs: Any) -> Policy:
+    """The saved player in ``path`` as a :class:`Policy` for ``game``, through the loader of its
+    format (:func:`saved_player_format`: its suffix; a pickle without a known suffix goes to
+    the ``.pkl`` loader), found with :func:`register_player_loader`, then the
+    :data:`PLAYER_ENTRY_POINTS` group. ``kwargs`` go to the loader (the trainers' take
+    ``device`` and ``greedy``)."""
+    text = str(path)
+    suffix = saved_player_format(text) or Path(text).suffix
     loader = _registered_loaders.get(suffix)
     if loader is None:
         entry = _installed_loaders().get(suffix)
@@ -271,15 +306,15 @@ def resolve_player(player: Any, game: BatchedGame) -> Policy:
     """A player for ``game`` as a :class:`Policy`.
 
     ``player`` is the name of a scripted player (``"tit_for_tat"``...), a path to a saved
-    player (a trainer checkpoint ``.pt``, a Stable-Baselines3 model ``.zip``: see
-    :func:`load_saved_player`), a :class:`Policy`, or a callable ``fn(observation) -> action``
+    player (a trainer checkpoint ``.pt``, a Stable-Baselines3 model ``.zip``, an agent of the
+    published Coin Game league: see :func:`load_saved_player`), a :class:`Policy`, or a callable ``fn(observation) -> action``
     taking one numpy observation of its seat.
     """
     if isinstance(player, Policy):
         return player
     if isinstance(player, (str, Path)):
         text = str(player)
-        if Path(text).suffix in saved_player_suffixes():
+        if saved_player_format(text) is not None:
             return load_saved_player(text, game)
         return make_policy(text, game)
     if hasattr(player, "act") and hasattr(player, "reset"):

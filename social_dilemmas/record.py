@@ -99,7 +99,7 @@ class PlayersError(ValueError):
 
 def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
     """One ``Policy`` per seat, or :class:`PlayersError` naming the seats and the scripted players."""
-    from social_dilemmas.policies import resolve_player, saved_player_suffixes, scripted_names
+    from social_dilemmas.policies import resolve_player, saved_player_format, saved_player_suffixes, scripted_names
 
     n = len(agents)
     if isinstance(specs, (str, bytes, os.PathLike)) or not isinstance(specs, Sequence):
@@ -114,7 +114,7 @@ def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
         scripted = []
     policies = []
     for i, spec in enumerate(specs):
-        if isinstance(spec, (str, Path)) and Path(spec).suffix not in saved_player_suffixes() and str(spec) not in scripted:
+        if isinstance(spec, (str, Path)) and saved_player_format(spec) is None and str(spec) not in scripted:
             raise PlayersError(
                 f": unknown player {str(spec)!r} for {agents[i]} of {game.name}; scripted players are "
                 f"{', '.join(scripted) or '(none)'}; a saved player is a path ending in {' or '.join(saved_player_suffixes())}"
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m social_dilemmas.record",
         description="Record episodes of a social-dilemma game played by the given players to an .mp4 or .gif.",
         epilog=(f"Scripted players: {scripted}. A saved player is a path ending in "
-                f"{' or '.join(saved_player_suffixes())}. Each episode gives max_steps + 1 frames, then its last "
+                f"{' or '.join(saved_player_suffixes())} (a pickle without a suffix: the .pkl loader). Each episode gives max_steps + 1 frames, then its last "
                 f"frame is held for about {HOLD_SECONDS:g} s."),
     )
     parser.add_argument("--env", required=True, choices=sorted(social_dilemmas.GAMES), help="the game")

@@ -223,3 +223,44 @@ def test_negotiation_reciprocity_writes_the_table_and_both_figures(tmp_path):
     assert [r["seed"] for r in rows] == ["0", "1"] and all(r["reciprocal"] in ("True", "False") for r in rows)
     for name in ("fig6_training_curves.png", "fig3b_episode.png", "fig3b_episode.csv"):
         assert (tmp_path / "neg" / name).stat().st_size > 1000, name
+
+
+PUBLISHED = Path(os.environ.get("SOCIAL_DILEMMAS_PUBLISHED_LEAGUE",
+                                Path(__file__).resolve().parents[2] / "shared" / "published_league"))
+needs_published = pytest.mark.skipif(not PUBLISHED.is_dir(), reason=f"the published league's agents are not at "
+                                     f"{PUBLISHED} (set SOCIAL_DILEMMAS_PUBLISHED_LEAGUE to a copy)")
+
+
+@needs_published
+def test_published_league_plays_the_sets_and_compares_with_the_paper(tmp_path):
+    out = run_example("published_league.py", "--published", PUBLISHED, "--sets", "AdAlign", "POLA", "--seeds", 2,
+                      "--episodes", 4, "--out", tmp_path / "pl", "--no-progress", cwd=tmp_path)
+    for name in ("league.csv", "league.png", "league.json", "comparison.csv", "comparison.md"):
+        assert (tmp_path / "pl" / name).stat().st_size > 0
+    with (tmp_path / "pl" / "league.csv").open(newline="") as f:
+        assert {r["row"] for r in csv.DictReader(f)} == {"AdAlign", "POLA", "always_cooperate", "always_defect", "random"}
+    with (tmp_path / "pl" / "comparison.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 5  # each set: self-play twice, against AC, AD and random
+    paper = [r for r in rows if r["paper_row"]]
+    assert {r["col"] for r in paper} == {"AdAlign (every pair of seeds)", "AdAlign (each seed against itself)",
+                                         "always_cooperate", "always_defect"}
+    assert all(r["agrees"] in ("True", "False") for r in paper)
+    assert "| AdAlign | always_defect |" in out
+
+
+@needs_published
+def test_reproduce_league_adds_the_published_agents(tmp_path):
+    args = ("--env", "coin_game", "--seeds", 1, "--adalign-iterations", 2, "--ppo-iterations", 2, "--batch-size", 16,
+            "--ppo-batch-size", 8, "--episodes", 2, "--out", tmp_path / "coin", "--no-progress",
+            "--published", PUBLISHED)
+    out = run_example("reproduce_league.py", *args, cwd=tmp_path)
+    with (tmp_path / "coin" / "league.csv").open(newline="") as f:
+        names = {r["row"] for r in csv.DictReader(f)}
+    assert {"published AdAlign", "published LOQA", "published POLA", "adalign", "ppo"} <= names
+    with (tmp_path / "coin" / "versus_published.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 4 * 2  # our three players, four published sets, both seat orders
+    assert {(r["ours"], r["first_seat"]) for r in rows if r["theirs"] == "AdAlign"} == {
+        (p, s) for p in ("adalign", "ppo", "ppo_sr") for s in ("ours", "theirs")}
+    assert "adalign vs published AdAlign (theirs first)" in out

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from social_dilemmas.commons_harvest.observations import ACTION_NAMES, CommonsHarvestSpec
-from social_dilemmas.policies import Policy, resolve_player, saved_player_suffixes
+from social_dilemmas.policies import Policy, resolve_player, saved_player_format, saved_player_suffixes
 
 __all__ = ["SCRIPTED_PLAYERS", "resolve_commons_harvest_player"]
 
@@ -45,7 +45,7 @@ def resolve_commons_harvest_player(player: Any, spec: CommonsHarvestSpec) -> Pol
     """
     if isinstance(player, str) and player in SCRIPTED_PLAYERS:
         return SCRIPTED_PLAYERS[player]()
-    if isinstance(player, (str, Path)) and Path(str(player)).suffix not in saved_player_suffixes():
+    if isinstance(player, (str, Path)) and saved_player_format(player) is None:
         raise ValueError(
             f"unknown player {str(player)!r} for commons_harvest_open; allowed values: {sorted(SCRIPTED_PLAYERS)}, "
             f"a saved player's path ({', '.join(saved_player_suffixes())}), a Policy, or a callable obs -> action"

@@ -4,8 +4,10 @@
         --players always_cooperate always_defect "runs/coin-adalign-s*/checkpoint.pt" runs/coin-ppo/model.zip
 
 A player is a scripted player's name, a trainer checkpoint (``.pt``), a
-Stable-Baselines3 model (``.zip``), or a glob standing for several seeds of one player
-(``"runs/coin-adalign-s*/checkpoint.pt"``; quote it so the shell leaves it alone). Its
+Stable-Baselines3 model (``.zip``), an agent of the published Coin Game league (the
+authors' AdAlign, LOQA and POLA files, :mod:`trainers.published`), or a glob standing for
+several seeds of one player (``"runs/coin-adalign-s*/checkpoint.pt"``,
+``"loqa=PATH/published_league/loqa/*"``; quote it so the shell leaves it alone). Its
 display name is the common prefix of the matches (``coin-adalign``), or write
 ``NAME=SPEC`` to choose one. A player has up to ``seeds`` instances: the first ``seeds``
 matches of a glob (in natural order), one instance for a single file, and ``seeds``
@@ -54,10 +56,17 @@ import torch
 import social_dilemmas
 from social_dilemmas.core import BatchedGame
 from social_dilemmas.match import play
-from social_dilemmas.policies import Policy, load_saved_player, resolve_player, saved_player_suffixes, scripted_names
+from social_dilemmas.policies import (
+    Policy,
+    load_saved_player,
+    resolve_player,
+    saved_player_format,
+    saved_player_suffixes,
+    scripted_names,
+)
 
-__all__ = ["LeaguePlayer", "LeagueResult", "parse_player", "run_league", "write_league", "format_table",
-           "plot_heatmap", "league", "CSV_COLUMNS"]
+__all__ = ["LeaguePlayer", "LeagueResult", "parse_player", "run_league", "same_seed_self_play", "write_league",
+           "format_table", "plot_heatmap", "league", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["row", "col", "row_reward", "col_reward", "row_std", "col_std"]
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -138,7 +147,7 @@ def parse_player(spec: Any, game: BatchedGame, seeds: int = 3) -> LeaguePlayer:
             raise FileNotFoundError(f"player {text!r} matches no file")
         matches = matches[:seeds]
         return LeaguePlayer(label or _common_name(matches, text), matches)
-    if Path(text).suffix in saved_player_suffixes():
+    if saved_player_format(text) is not None:
         if not Path(text).exists():
             raise FileNotFoundError(f"player file {text!r} does not exist")
         return LeaguePlayer(label or _file_name(text), [text])
@@ -166,7 +175,7 @@ def _unique_names(players: list[LeaguePlayer]) -> None:
 
 def _load(instance: Any, game: BatchedGame, greedy: bool) -> Policy:
     if isinstance(instance, (str, Path)):
-        if greedy and Path(str(instance)).suffix in saved_player_suffixes():
+        if greedy and saved_player_format(instance) is not None:
             return load_saved_player(instance, game, greedy=True)
         return resolve_player(instance, game)
     return copy.deepcopy(resolve_player(instance, game))
@@ -239,6 +248,23 @@ def run_league(
     if bar is not None:
         bar.close()
     return LeagueResult([e.name for e in entries], focal=focal, rows=rows, **mats)
+
+
+def same_seed_self_play(game: str | BatchedGame, player: Any, seeds: int = 3, episodes: int = 32, seed: int = 0,
+                        device: str | torch.device = "cpu", **env_kwargs: Any) -> list[float]:
+    """Each instance of ``player`` (a league player, see :func:`parse_player`) against
+    itself: per instance, the mean over the seats of the reward per step. These are the
+    games of the league's pair ``(a, a)`` (same game seed); the league's diagonal cell
+    averages every pair of instances, so it mixes self-play with play against other seeds."""
+    if isinstance(game, str):
+        game = social_dilemmas.make_game(game, **env_kwargs)
+    entry = parse_player(player, game, seeds)
+    values = []
+    for a, instance in enumerate(entry.instances):
+        seats = [_load(instance, game, False) for _ in range(game.n_players)]
+        result = play(game, seats, num_envs=episodes, episodes=1, seed=seed + 1000 * a + a, device=device)
+        values.append(float(np.mean(result.mean)))
+    return values
 
 
 def format_table(result: LeagueResult) -> str:
