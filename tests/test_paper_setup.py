@@ -373,3 +373,18 @@ def test_shared_encoder_value_head_learns_with_the_actor_and_the_checkpoint_play
     assert player.act(torch.zeros(2, 15)).shape == (2, 3)
     with pytest.raises(ValueError, match="shared_encoder.*self_play_prob 1"):
         make_config("negotiation", shared_encoder=True, self_play_prob=0.5)
+
+
+@pytest.mark.parametrize("options, used", [
+    (dict(advantage_values="online", critic_target="mc"), False),  # the Coin Game's CPU preset
+    (dict(advantage_values="target", critic_target="mc"), True),
+    (dict(advantage_values="online", critic_target="td0"), True),
+])
+def test_the_target_critic_runs_only_when_its_values_are_used(options, used):
+    cfg = make_config("coin_game", num_games=4, max_steps=4, hidden=8, tensorboard=False, **options)
+    algo = algorithms.get("adalign")(cfg)
+    assert isinstance(algo.critic, SeparateCritic)
+    calls = []
+    algo.critic.target.register_forward_hook(lambda *_: calls.append(1))
+    algo.critic.estimate(algo.collect())
+    assert bool(calls) == used

@@ -86,19 +86,19 @@ class SeparateCritic:
             self.target.update_normalizer(returns)  # same statistics; each keeps its outputs
         out, _ = self.net(batch.obs, time)
         with torch.no_grad():
-            target_out, _ = self.target(batch.obs, time)
-            target_v = self.state_values(target_out, batch)
+            # the target network runs only where its values are used: the advantages' values
+            # (advantage_values "target") or TD(0) targets
+            target_out = target_v = None
+            if cfg.advantage_values == "target" or cfg.critic_target == "td0":
+                target_out, _ = self.target(batch.obs, time)
+                target_v = self.state_values(target_out, batch)
             v = target_v if cfg.advantage_values == "target" else self.state_values(out.detach(), batch)
             adv = self._advantages(batch, v)
             if opponents is not None and getattr(opponents, "critics", None) is not None:
                 rows = (~batch.learn).nonzero().squeeze(1)
                 adv[rows] = self.snapshot_advantages(batch.rows(rows), opponents)
-            if self.q:  # TD(0) on the action taken next, or the Monte Carlo return
-                taken = batch.actions.unsqueeze(-1)
-                next_t = target_out.gather(-1, taken).squeeze(-1)[:, 1:]
-            else:
-                next_t = target_v[:, 1:]
-            if cfg.critic_target == "td0":
+            if cfg.critic_target == "td0":  # on the action taken next (Q-critic), or the next state's value
+                next_t = (target_out.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) if self.q else target_v)[:, 1:]
                 targets = td0_targets(batch.rewards, torch.cat((next_t, torch.zeros_like(v[:, :1])), dim=1), dones,
                                       cfg.gamma)
             else:
