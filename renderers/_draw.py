@@ -85,7 +85,11 @@ _pygame: Any = None
 
 
 def pg() -> Any:
-    """Import pygame on first use and initialise its font module only."""
+    """Import pygame on first use and initialise its font module only.
+
+    When the font module was shut down since (``pygame.quit()`` or ``pygame.font.quit()``
+    elsewhere, as ``gymnasium.utils.play`` does on exit), it is initialised again and the
+    cached fonts, dead from then on (``pygame.error: Invalid font``), are dropped."""
     global _pygame
     if _pygame is None:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -93,6 +97,7 @@ def pg() -> Any:
 
         _pygame = pygame
     if not _pygame.font.get_init():
+        _fonts.clear()
         _pygame.font.init()
     return _pygame
 
@@ -103,10 +108,11 @@ _TEXT_CACHE_MAX = 2048
 
 
 def font(size: int) -> Any:
-    """pygame's bundled default font at ``size`` (cached)."""
+    """pygame's bundled default font at ``size`` (cached while pygame's font module stays up)."""
     f = _fonts.get(size)
-    if f is None:
-        f = _fonts[size] = pg().font.Font(None, size)
+    if f is None or not _pygame.font.get_init():
+        pg()  # (re)initialises the font module, dropping dead fonts
+        f = _fonts[size] = _pygame.font.Font(None, size)
     return f
 
 

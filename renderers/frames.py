@@ -30,7 +30,8 @@ class IPDFrame:
             column 0.  ``T`` may be 0 (start of an episode) and is at most
             ``max_steps``.
         max_steps: number of rounds in an episode (the length of the drawn
-            timeline).
+            timeline, which shows at most the last
+            :data:`renderers.ipd.MAX_ROUNDS_SHOWN` rounds).
         scores: running total reward of ``(player_0, player_1)``.
         rewards: reward of the last round per player, or ``None`` before the
             first round.

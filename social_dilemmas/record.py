@@ -5,7 +5,9 @@
     python -m social_dilemmas.record --env coin_game --players always_cooperate always_defect \\
         --episodes 2 --out coin.mp4 [--seed 0] [--fps N] [--max-steps N]
 
-or, from Python, :func:`record`.
+or, from Python, :func:`record`. Every game of ``social_dilemmas.GAMES`` and Melting Pot's
+``commons_harvest_open`` (``social_dilemmas.MELTINGPOT_ENV_IDS``; needs Melting Pot, seven
+players: ``random``, ``noop`` or saved players) can be recorded.
 
 It lives beside the games because it drives them (through the PettingZoo view) and
 feeds their frames to :class:`renderers.video.VideoWriter`; :mod:`renderers` itself
@@ -15,7 +17,8 @@ How an episode is played: the env is ``social_dilemmas.parallel_env(env,
 render_mode="rgb_array")``; each seat ``player_i`` is played by
 ``social_dilemmas.policies.resolve_player(players[i], game)`` (a scripted
 player's name, a saved player's path, a ``Policy`` or a callable ``obs ->
-action``), reset once with ``reset(1, "cpu", generator)`` where the generator is
+action``; for Commons Harvest
+``social_dilemmas.commons_harvest.resolve_commons_harvest_player``), reset once with ``reset(1, "cpu", generator)`` where the generator is
 seeded with ``seed + 1 + i``, and told ``reset_envs`` before every later episode.
 The env is reset with ``seed`` before the first episode and continues its own
 generator afterwards, so a recording is reproducible from ``seed``.
@@ -23,7 +26,11 @@ generator afterwards, so a recording is reproducible from ``seed``.
 Frames, per episode (the rule the tests count with):
 
 * one frame after ``reset`` and one after every step: ``steps + 1`` frames
-  (``steps`` is the game's ``max_steps``: the games never end on their own);
+  (``steps`` is the game's ``max_steps``: the games never end on their own;
+  Commons Harvest with ``max_steps`` above 1000 may: see its documentation);
+  a frame is the env's ``render()``, except for Commons Harvest, whose
+  ``render()`` is the bare world view: its frames are
+  ``renderers.render(env.frame())``, the world with the seven running scores;
 * then the last frame is repeated :func:`hold_frames` ``(fps)`` more times, so it
   stays on screen for about :data:`HOLD_SECONDS` (``round(fps * HOLD_SECONDS)``
   frames in all, at least the one frame).
@@ -97,9 +104,31 @@ class PlayersError(ValueError):
         self.body = body
 
 
+def _game_names() -> list[str]:
+    """Every game the recorder plays: ``social_dilemmas.GAMES`` and the Melting Pot games."""
+    import social_dilemmas
+
+    return sorted(social_dilemmas.GAMES) + sorted(social_dilemmas.MELTINGPOT_ENV_IDS)
+
+
+def _scripted_players(game: Any) -> tuple[list[str], Any]:
+    """``(names of the scripted players, resolve(spec) -> Policy)`` of ``game``."""
+    from social_dilemmas.policies import resolve_player, scripted_names
+
+    if game.name == "commons_harvest_open":
+        from social_dilemmas.commons_harvest.players import SCRIPTED_PLAYERS, resolve_commons_harvest_player
+
+        return sorted(SCRIPTED_PLAYERS), lambda spec: resolve_commons_harvest_player(spec, game)
+    try:
+        scripted = scripted_names(game)
+    except ValueError:
+        scripted = []
+    return scripted, lambda spec: resolve_player(spec, game)
+
+
 def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
     """One ``Policy`` per seat, or :class:`PlayersError` naming the seats and the scripted players."""
-    from social_dilemmas.policies import resolve_player, saved_player_format, saved_player_suffixes, scripted_names
+    from social_dilemmas.policies import saved_player_format, saved_player_suffixes
 
     n = len(agents)
     if isinstance(specs, (str, bytes, os.PathLike)) or not isinstance(specs, Sequence):
@@ -108,10 +137,7 @@ def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
     if len(specs) != n:
         raise PlayersError(f" takes exactly one player per seat: {game.name} has {n} seats "
                            f"({', '.join(agents)}), got {len(specs)} ({', '.join(map(str, specs))})")
-    try:
-        scripted = scripted_names(game)
-    except ValueError:
-        scripted = []
+    scripted, resolve = _scripted_players(game)
     policies = []
     for i, spec in enumerate(specs):
         if isinstance(spec, (str, Path)) and saved_player_format(spec) is None and str(spec) not in scripted:
@@ -120,7 +146,7 @@ def _resolve_players(specs: Any, game: Any, agents: Sequence[str]) -> list[Any]:
                 f"{', '.join(scripted) or '(none)'}; a saved player is a path ending in {' or '.join(saved_player_suffixes())}"
             )
         try:
-            policies.append(resolve_player(spec, game))
+            policies.append(resolve(spec))
         except (FileNotFoundError, ImportError, TypeError, ValueError) as e:
             raise PlayersError(f": cannot use {spec!r} for {agents[i]} of {game.name}: {e}") from e
     return policies
@@ -147,7 +173,8 @@ def record(
     """Play ``episodes`` episodes of ``env_name`` and write them to ``out`` (``.mp4`` or ``.gif``).
 
     Arguments:
-        env_name: a game of ``social_dilemmas.GAMES`` (``"ipd"``, ``"coin_game"``, ...).
+        env_name: a game of ``social_dilemmas.GAMES`` (``"ipd"``, ``"coin_game"``, ...) or
+            ``"commons_harvest_open"`` (needs Melting Pot: an ImportError says how to install it).
         players: one player per seat, in seat order: scripted names, saved-player
             paths, ``Policy`` objects or callables ``obs -> action`` (see
             ``social_dilemmas.policies.resolve_player``).
@@ -171,15 +198,22 @@ def record(
 
     import social_dilemmas
 
-    if env_name not in social_dilemmas.GAMES:
-        raise ValueError(f"env_name must be one of {sorted(social_dilemmas.GAMES)}, got {env_name!r}")
+    if env_name not in _game_names():
+        raise ValueError(f"env_name must be one of {_game_names()}, got {env_name!r}")
     episodes = _check_int("episodes", episodes, 1)
     seed = _check_int("seed", seed, 0)
     path = _check_out(out)
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise ValueError(f"env_kwargs must be a dict of the game's constructor arguments, got {env_kwargs!r}")
     env = social_dilemmas.parallel_env(env_name, render_mode="rgb_array", **(env_kwargs or {}))
-    game = env.game
+    if env_name in social_dilemmas.MELTINGPOT_ENV_IDS:
+        import renderers
+
+        game = env.spec_info
+        draw = lambda: renderers.render(env.frame())  # noqa: E731  (render() is the bare world view)
+    else:
+        game = env.game
+        draw = env.render
     agents = list(env.possible_agents)
     fps = _check_fps(env.metadata.get("render_fps", 4) if fps is None else fps)
     policies = _resolve_players(players, game, agents)
@@ -202,7 +236,7 @@ def record(
                     for policy in policies:
                         policy.reset_envs(torch.ones(1, dtype=torch.bool))
                 obs, _ = env.reset(seed=seed if episode == 0 else None)
-                rgb = env.render()
+                rgb = draw()
                 shape = rgb.shape
                 writer.append(rgb)
                 while env.agents:
@@ -213,7 +247,7 @@ def record(
                     obs, rewards, _, _, _ = env.step(actions)
                     returns[episode] += [rewards[a] for a in agents]
                     steps += 1
-                    rgb = env.render()
+                    rgb = draw()
                     writer.append(rgb)
                 for _ in range(hold):
                     writer.append(rgb)
@@ -281,10 +315,11 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import social_dilemmas
+    from social_dilemmas.commons_harvest.players import SCRIPTED_PLAYERS
     from social_dilemmas.policies import SCRIPTED, saved_player_suffixes
 
     scripted = "; ".join(f"{g}: {', '.join(names)}" for g, names in SCRIPTED.items())
+    scripted += f"; commons_harvest_open (needs Melting Pot; 7 players): {', '.join(sorted(SCRIPTED_PLAYERS))}"
     parser = argparse.ArgumentParser(
         prog="python -m social_dilemmas.record",
         description="Record episodes of a social-dilemma game played by the given players to an .mp4 or .gif.",
@@ -292,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                 f"{' or '.join(saved_player_suffixes())} (a pickle without a suffix: the .pkl loader). Each episode gives max_steps + 1 frames, then its last "
                 f"frame is held for about {HOLD_SECONDS:g} s."),
     )
-    parser.add_argument("--env", required=True, choices=sorted(social_dilemmas.GAMES), help="the game")
+    parser.add_argument("--env", required=True, choices=_game_names(), help="the game")
     parser.add_argument("--players", required=True, nargs="+", metavar="PLAYER",
                         help="one player per seat, in seat order: a scripted player's name or a saved player's path")
     parser.add_argument("--episodes", type=_positive_int, default=1, help="episodes to record (default 1)")
@@ -318,6 +353,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         env_kwargs=env_kwargs, progress=True)
     except PlayersError as e:
         parser.error(f"--players{e.body}")
+    except ImportError as e:
+        import social_dilemmas
+
+        if args.env not in social_dilemmas.MELTINGPOT_ENV_IDS:
+            raise
+        parser.error(f"--env {args.env}: {e}")  # Melting Pot is missing: the message says how to install it
     print(summary(result), flush=True)
     return result
 

@@ -123,6 +123,8 @@ class CommonsHarvestOpen(ParallelEnv):
         self.render_mode = check_render_mode(render_mode)
         self.max_steps = check_positive_int("max_steps", max_steps)
         self.obs_format = ObsFormat(resize, grayscale, channels_first)
+        if not isinstance(deterministic, (bool, np.bool_)):
+            raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
         self.deterministic = bool(deterministic)
         self.spec_info = CommonsHarvestSpec(self.max_steps, self.obs_format)
         self.possible_agents = agent_names(N_PLAYERS)

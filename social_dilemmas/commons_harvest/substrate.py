@@ -6,7 +6,11 @@ its Lua seeded from ``env_seed`` and, by default, loaded through the Lua prelude
 the build reproducible (why: see the documentation of :mod:`social_dilemmas.commons_harvest`).
 The prelude is written once per process to a temporary folder, cached in ``_level_dir``;
 the worker processes of :class:`~social_dilemmas.commons_harvest.vector.CommonsHarvestVec`
-get the parent's folder through that cache.
+get the parent's folder through that cache. Every rebuild of the level (each ``reset``)
+reads the folder again, so it lives as long as the process: it is removed at interpreter
+exit, and a process killed before (SIGTERM, SIGKILL: no exit handlers run) leaves it
+behind; the next process that writes a prelude removes those (the folder's name carries
+its owner's process id: see :func:`_remove_stale_level_folders`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import atexit
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -184,6 +189,55 @@ _LUA_COMPONENTS = "return dofile([==[%(components)s]==])\n"
 
 _level_lock = threading.Lock()
 _level_dir: dict[str, str | None] = {}
+#: a prelude folder is named ``social_dilemmas_lua_pid<PID>_<random>``, PID its writer's
+_LEVEL_FOLDER_PREFIX = "social_dilemmas_lua_pid"
+_LEVEL_FOLDER_RE = re.compile(r"^social_dilemmas_lua_pid(\d+)_")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie counts; when unsure, True)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: someone else's process
+        return True
+    return True
+
+
+def _remove_stale_level_folders(parent: str | os.PathLike) -> list[Path]:
+    """Removes the prelude folders in ``parent`` whose process is gone: the ones a process
+    killed by SIGTERM or SIGKILL left behind. Only folders named by this module
+    (``social_dilemmas_lua_pid<PID>_...``), owned by this user, not symbolic links, whose
+    PID no longer runs; a folder of a live process is never touched (a PID reused since
+    only delays the removal). Older folders without a PID in their name are left alone:
+    nothing tells whether their process still runs. POSIX only (elsewhere: nothing).
+    Returns the folders removed."""
+    removed: list[Path] = []
+    if os.name != "posix":
+        return removed
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    for entry in entries:
+        match = _LEVEL_FOLDER_RE.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+        except OSError:
+            continue
+        if _process_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.lexists(entry.path):
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _import_meltingpot_substrates_only() -> None:
@@ -224,8 +278,9 @@ def _meltingpot_root() -> Path:
 
 def _deterministic_level_directory() -> str | None:
     """The lab2d ``levelDirectory`` (relative to Melting Pot's root) of the prelude-wrapped
-    level, written once per process to a private temporary folder; None when the installed
-    Melting Pot is not the version the prelude was written for."""
+    level, written once per process to a private temporary folder (removed at exit; the
+    ones of killed processes are removed first: :func:`_remove_stale_level_folders`); None
+    when the installed Melting Pot is not the version the prelude was written for."""
     with _level_lock:
         if "dir" in _level_dir:
             return _level_dir["dir"]
@@ -246,7 +301,8 @@ def _deterministic_level_directory() -> str | None:
                 _level_dir["dir"] = None
                 return None
         level = package / "lua" / "levels" / "commons_harvest"
-        tmp = Path(tempfile.mkdtemp(prefix="social_dilemmas_lua_"))
+        _remove_stale_level_folders(tempfile.gettempdir())
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_LEVEL_FOLDER_PREFIX}{os.getpid()}_"))
         atexit.register(shutil.rmtree, tmp, True)
         (tmp / "commons_harvest").mkdir()
         (tmp / "commons_harvest" / "init.lua").write_text(_LUA_PRELUDE % {"init": os.path.realpath(level / "init.lua")})

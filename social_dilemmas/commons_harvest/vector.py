@@ -11,6 +11,7 @@ very cache :func:`~social_dilemmas.commons_harvest.substrate.build_substrate` re
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
@@ -92,6 +93,36 @@ def _vec_worker(index: int, conn, shared, env_kwargs: dict, level_dir: str | Non
         os._exit(code)
 
 
+def _check_device(device: Any) -> torch.device:
+    """``torch.device(device)``, checked usable here (a tensor can be made on it); else a
+    ValueError naming ``device``. Run before any worker starts."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}, but CUDA is not available here (torch {torch.__version__}); "
+                         "use device='cpu'")
+    try:
+        torch.empty(0, device=dev)
+    except (AssertionError, RuntimeError) as e:
+        raise ValueError(f"device={device!r} cannot be used here: {e}") from None
+    return dev
+
+
+def _check_timeout(timeout: Any) -> float:
+    """A positive, finite number of seconds, else a ValueError naming ``timeout``."""
+    if isinstance(timeout, (bool, str, bytes)):
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+    return value
+
+
 def _shutdown_workers(processes: list, conns: list, timeout: float = 2.0) -> None:
     """Asks every worker to stop, then terminates and kills the ones that do not (a worker
     still starting up, or stuck); closes the pipes."""
@@ -138,8 +169,18 @@ class CommonsHarvestVec:
     ``numpy.random.SeedSequence(s)``; the same seed gives the same trajectories.
 
     Processes: one per game, started with the ``"spawn"`` context (or ``"forkserver"``;
-    never ``fork``, unsafe once torch or TensorFlow run threads), so the calling script
-    needs the usual ``if __name__ == "__main__":`` guard. Observations travel through
+    never ``fork``, unsafe once torch or TensorFlow run threads). Each worker imports the
+    calling script again, so a script must create the view under the usual guard::
+
+        from social_dilemmas.commons_harvest import CommonsHarvestVec
+
+        if __name__ == "__main__":
+            vec = CommonsHarvestVec(num_envs=2)
+            obs, info = vec.reset(seed=0)
+
+    Without it each worker, importing the script, would create a view of its own: that
+    raises a ``RuntimeError`` in the worker saying so, and the worker's death makes the
+    parent's ``reset`` raise one that names the guard too. Observations travel through
     shared memory, the rest through pipes. A worker that dies or raises makes the call
     raise ``RuntimeError`` naming the worker (with its traceback when it raised), after
     every worker was stopped; a worker silent for ``timeout`` seconds raises
@@ -148,19 +189,27 @@ class CommonsHarvestVec:
 
     Arguments:
         num_envs: number of games (and worker processes), at least 1.
-        device: torch device of the returned tensors.
+        device: torch device of the returned tensors; checked usable before any worker
+            starts (``"cuda"`` without CUDA is a ValueError).
         context: ``"spawn"`` (default) or ``"forkserver"``.
-        timeout: seconds to wait for a worker's answer to ``step`` (``reset``, which may
-            import Melting Pot and build the level, gets ``max(timeout, 300)``).
+        timeout: seconds to wait for a worker's answer to ``step``, a positive finite number
+            (``reset``, which may import Melting Pot and build the level, gets ``max(timeout, 300)``).
         **kwargs: the arguments of :class:`CommonsHarvestOpen` (``max_steps``, ``resize``,
             ``grayscale``, ``channels_first``, ``deterministic``; no rendering).
     """
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", context: str = "spawn",
                  timeout: float = 60.0, **kwargs: Any):
+        if getattr(multiprocessing.current_process(), "_inheriting", False):  # multiprocessing's own test
+            raise RuntimeError(
+                "CommonsHarvestVec was created while a worker process was importing the main script: its workers "
+                "start with 'spawn', which imports the script again in each of them, so the code that creates a "
+                "CommonsHarvestVec must be under `if __name__ == \"__main__\":`"
+            )
         self.num_envs = check_positive_int("num_envs", num_envs)
         if context not in ("spawn", "forkserver"):
             raise ValueError(f"context must be 'spawn' or 'forkserver', got {context!r}")
+        timeout = _check_timeout(timeout)
         if kwargs.get("render_mode") is not None:
             raise ValueError("render_mode is not supported by the batched view; render a CommonsHarvestOpen instead")
         kwargs.pop("render_mode", None)
@@ -168,8 +217,8 @@ class CommonsHarvestVec:
         if set(kwargs) - allowed:
             raise TypeError(f"unexpected arguments {sorted(set(kwargs) - allowed)}; allowed: {sorted(allowed)}")
         probe = CommonsHarvestOpen(**kwargs)  # validates the arguments; builds nothing
-        self.device = torch.device(device)
-        self.timeout = float(timeout)
+        self.device = _check_device(device)
+        self.timeout = timeout
         self.n_players = N_PLAYERS
         self.max_steps = probe.max_steps
         self.obs_format = probe.obs_format
@@ -265,7 +314,12 @@ class CommonsHarvestVec:
             raise RuntimeError(f"Commons Harvest worker {i} (pid {pid}) raised an error; all workers were stopped. "
                                f"Its traceback:\n{error}")
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-        raise RuntimeError(f"Commons Harvest worker {i} (pid {pid}) died ({how}); all workers were stopped")
+        hint = ""
+        if not self._started and code is not None and code > 0:
+            hint = (" before it answered; its error is on stderr. A common cause: the script that creates the "
+                    "CommonsHarvestVec lacks the `if __name__ == \"__main__\":` guard (each worker imports the "
+                    "script again)")
+        raise RuntimeError(f"Commons Harvest worker {i} (pid {pid}) died ({how}){hint}; all workers were stopped")
 
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Starts every game; returns ``(obs, info)``."""
