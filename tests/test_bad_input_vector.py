@@ -258,7 +258,15 @@ def test_a_saved_state_of_other_games_is_refused_naming_both():
     assert_names(e, "5 x IPD", "4 x IPD")
 
 
-def test_the_trainers_sb3_bridge_uses_the_fast_path():
+def test_the_trainers_use_the_fast_path():
+    """The trainers' actions are valid by construction: they pass ``validate=False``."""
     sb3_bridge = pytest.importorskip("trainers.sb3_bridge")
+    from trainers import algorithms
+    from trainers.presets import make_config
+
     assert sb3_bridge.GameVecEnv("ipd", 2).vec.validate is False
     assert sb3_bridge.GameVecEnv(social_dilemmas.make_game("ipd"), 2).vec.validate is False
+    for algo in ("adalign", "ppo"):
+        cfg = make_config("ipd", algo=algo, num_games=2, iterations=1, hidden=4, tensorboard=False, device="cpu")
+        run = algorithms.get(algo)(cfg)
+        assert (run.vec if hasattr(run, "vec") else run.env.vec).validate is False
