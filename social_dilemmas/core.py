@@ -340,6 +340,6 @@ def check_real_numbers(value: Any, name: str, allowed: str) -> np.ndarray:
             items = arr.reshape(-1).tolist()
             if items and all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
                              for x in items):
-                return arr.astype(np.float64)
+                return arr.astype(np.float64, copy=False)
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return arr.astype(np.float64)
+    return arr.astype(np.float64, copy=False)
