@@ -25,7 +25,7 @@ import gymnasium
 import pettingzoo
 
 from social_dilemmas.coin_game import CoinGame
-from social_dilemmas.core import BatchedGame
+from social_dilemmas.core import BatchedGame, check_flag
 from social_dilemmas.ipd import IPD
 from social_dilemmas.negotiation import Negotiation
 from social_dilemmas.parallel import SocialDilemmaParallelEnv
@@ -97,7 +97,7 @@ def single_agent_env(name: str, opponent: Any = "random", render_mode: str | Non
     return SingleAgentEnv(make_game(name, **kwargs), opponent=opponent, render_mode=render_mode)
 
 
-def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = False, **kwargs: Any):
+def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = True, **kwargs: Any):
     """The batched view of ``num_envs`` games of ``name``: every player of every game at once,
     torch tensors on ``device`` (:class:`VectorGame`; for Commons Harvest Open, worker
     processes behind the same interface: :class:`~social_dilemmas.commons_harvest.CommonsHarvestVec`).
@@ -105,7 +105,15 @@ def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = Fal
     Both give ``reset(seed) -> (obs, info)`` and ``step(actions) -> (obs, rewards,
     terminated, truncated, info)`` with ``obs`` ``[num_envs, n_players, *obs_shape]``,
     same-step autoreset and ``info["final_obs"]``, and ``game``: what a player or a
-    trainer needs to know of the game (see :func:`spec`)."""
+    trainer needs to know of the game (see :func:`spec`).
+
+    ``validate=True`` (the default) checks every action and names the game, the player and
+    the allowed values of an invalid one; ``validate=False`` is the fast path for trainers
+    whose actions are valid by construction (no check of the values, no wait for the
+    device; see :class:`VectorGame`). Actions are torch tensors of integers or floats in
+    both: bools, complex numbers, numpy arrays and lists are refused. Commons Harvest Open
+    checks its actions in its workers whatever ``validate`` says."""
+    validate = check_flag("validate", validate)
     if name in MELTINGPOT_ENV_IDS:
         from social_dilemmas.commons_harvest import CommonsHarvestVec
 

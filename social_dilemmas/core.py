@@ -23,7 +23,31 @@ import torch
 
 from social_dilemmas import xp
 
-__all__ = ["BatchedGame", "GameState", "agent_names"]
+__all__ = [
+    "BatchedGame",
+    "GameState",
+    "agent_names",
+    "ACTION_RULE",
+    "check_device",
+    "check_flag",
+    "check_action_tensor",
+    "check_real_numbers",
+]
+
+#: The one rule for the type of an action, the same in every view (PettingZoo, Gymnasium,
+#: the batched view): an action is made of real numbers, integers or floats (a discrete
+#: action given as a float must have an integral value). ``True`` and ``False`` are
+#: refused, as are complex numbers, strings and other objects: a bool would silently
+#: mean the action 1 or 0.
+ACTION_RULE = "integers or floats (bools, complex numbers, strings and other objects are refused)"
+
+#: torch dtypes an action tensor may have (torch's unsigned types wider than 8 bits lack
+#: the comparisons the checks need: a tensor of them is refused; the numpy views convert
+#: numpy's to int64)
+ACTION_DTYPES = (
+    torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+    torch.float16, torch.bfloat16, torch.float32, torch.float64,
+)
 
 
 def agent_names(n_players: int) -> list[str]:
@@ -226,3 +250,96 @@ def check_box_actions(actions: torch.Tensor, low: float, high: float) -> None:
             + (f" (game {game})" if actions.shape[0] > 1 else "")
             + f": {why}; allowed values are finite floats in [{low}, {high}] per component"
         )
+
+
+def available_devices() -> list[str]:
+    """The torch devices this process can put the games on (``"cpu"`` always)."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def check_device(device: Any, name: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` that holds data in this process, or a ``ValueError``
+    naming ``name`` and the devices available here (``meta`` holds no data: refused)."""
+    allowed = f"allowed values here: {available_devices()} (a str or torch.device)"
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int, np.integer)):
+        raise ValueError(f"{name} must be a torch device, got {device!r}; {allowed}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} {device!r} is not a torch device (or none is available); {allowed}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "meta":
+        raise ValueError(f"{name} {device!r} holds no data, so games cannot run on it; {allowed}")
+    if dev.type == "cuda":
+        ok = torch.cuda.is_available() and (dev.index is None or dev.index < torch.cuda.device_count())
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        ok = mps is not None and mps.is_available()
+    else:
+        try:
+            torch.Generator(device=dev)
+            torch.empty(1, device=dev)
+            ok = True
+        except Exception:
+            ok = False
+    if not ok:
+        raise ValueError(f"{name} {device!r} is not available in this process; {allowed}")
+    return dev
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False`` (or a numpy bool); otherwise a ``ValueError``
+    naming ``name``: a string such as ``"no"`` must not silently mean yes."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_action_tensor(actions: Any, shape: tuple[int, ...], who: str) -> torch.Tensor:
+    """Refuse, with an error naming ``who`` and the allowed values, actions that are not a
+    torch tensor of ``shape`` with a real dtype (see :data:`ACTION_RULE`). Looks at the
+    type, dtype and shape only: no value is read, so nothing waits for the device."""
+    if not isinstance(actions, torch.Tensor):
+        raise TypeError(
+            f"{who} must be a torch.Tensor of shape {list(shape)} holding {ACTION_RULE}, "
+            f"got {type(actions).__name__} (convert with torch.as_tensor)"
+        )
+    if actions.dtype not in ACTION_DTYPES:
+        raise TypeError(
+            f"{who} have dtype {actions.dtype}; allowed values are {ACTION_RULE}: "
+            f"dtypes {[str(d).removeprefix('torch.') for d in ACTION_DTYPES]}"
+        )
+    if tuple(actions.shape) != shape:
+        raise ValueError(f"{who} must have shape [num_envs, n_players, *action_shape] = {list(shape)}, "
+                         f"got {list(actions.shape)}")
+    return actions
+
+
+def check_real_numbers(value: Any, name: str, allowed: str) -> np.ndarray:
+    """``value`` as a float64 array if it is made of real numbers (ints or floats, as python
+    numbers, numpy or torch); otherwise a ``ValueError`` naming ``name`` and ``allowed``.
+    Bools, complex numbers, strings, dicts and ragged nests are refused."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (str, bytes, dict, set)):
+        arr = None
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError):  # ragged nests
+            arr = None
+    if arr is None or arr.dtype.kind not in "iuf":
+        if arr is not None and arr.dtype.kind == "O":  # a nest of python numbers and others: look inside
+            items = arr.reshape(-1).tolist()
+            if items and all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+                             for x in items):
+                return arr.astype(np.float64, copy=False)
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return arr.astype(np.float64, copy=False)

@@ -11,7 +11,14 @@ import numpy as np
 import torch
 
 from social_dilemmas import xp
-from social_dilemmas.core import BatchedGame, GameState, check_discrete_actions, check_positive_int, to_numpy
+from social_dilemmas.core import (
+    BatchedGame,
+    GameState,
+    check_discrete_actions,
+    check_positive_int,
+    check_real_numbers,
+    to_numpy,
+)
 
 __all__ = ["IPD", "IPDState", "DEFAULT_PAYOFF", "COOPERATE", "DEFECT"]
 
@@ -22,6 +29,7 @@ DEFECT = 1
 #: CC -> -1, CD -> -3, DC -> 0, DD -> -2.
 DEFAULT_PAYOFF = ((-1.0, -3.0), (0.0, -2.0))
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _SWAP = [1, 0]  # reorders players so each sees itself first
 _ACTIONS = np.array([COOPERATE, DEFECT], dtype=np.int64)
 
@@ -77,8 +85,9 @@ class IPD(BatchedGame[IPDState]):
     The game never terminates; every view truncates after ``max_steps`` rounds.
 
     ## Arguments
-    * ``payoff``: 2x2 matrix ``[[R, S], [T, P]]`` of the row player's payoffs. A matrix
-      that is not a dilemma (``T > R > P > S``) is accepted with a warning.
+    * ``payoff``: 2x2 matrix ``[[R, S], [T, P]]`` of the row player's payoffs: finite ints
+      or floats that fit in float32 (the rewards' type); bools and strings are refused. A
+      matrix that is not a dilemma (``T > R > P > S``) is accepted with a warning.
     * ``max_steps``: rounds per episode, default 16 (the paper's episode length).
 
     ## Version history
@@ -90,11 +99,13 @@ class IPD(BatchedGame[IPDState]):
     action_kind = "discrete"
 
     def __init__(self, payoff: Any = DEFAULT_PAYOFF, max_steps: int = 16):
-        arr = np.asarray(payoff, dtype=np.float64)
+        allowed = f"a 2x2 matrix [[R, S], [T, P]] of finite numbers of at most {_FLOAT32_MAX:.3g} in size"
+        arr = check_real_numbers(payoff, "payoff", allowed + " (ints or floats; bools and strings are refused)")
         if arr.shape != (2, 2):
-            raise ValueError(f"payoff must be a 2x2 matrix [[R, S], [T, P]], got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"payoff must hold finite numbers, got {arr.tolist()}")
+            raise ValueError(f"payoff must be {allowed}, got shape {arr.shape}: {payoff!r}")
+        if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > _FLOAT32_MAX):
+            # rewards are float32: a larger value would become inf
+            raise ValueError(f"payoff must be {allowed}, got {arr.tolist()}")
         (r, s), (t, p) = arr
         if not t > r > p > s:
             warnings.warn(

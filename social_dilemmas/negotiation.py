@@ -16,6 +16,7 @@ from social_dilemmas.core import (
     check_box_actions,
     check_finite_number,
     check_positive_int,
+    check_real_numbers,
     to_numpy,
 )
 
@@ -49,7 +50,8 @@ class Negotiation(BatchedGame[NegotiationState]):
 
     ## Action space
     ``Box(0, max_proposal, (n_items,), float32)`` per player: a proposal per item.
-    NaN, inf and values outside the box are rejected by the PettingZoo and Gymnasium views.
+    Every view rejects NaN, inf, values outside the box, bools, complex numbers and strings,
+    naming the player (the batched view checks the values unless ``validate=False``).
 
     ## Observation space
     ``Box(0, 1, (5 * n_items,), float32)`` per player, every entry divided by 10:
@@ -76,7 +78,7 @@ class Negotiation(BatchedGame[NegotiationState]):
 
     ## Arguments
     * ``n_items``: number of item types (default 3).
-    * ``item_pool``: quantity of each item, default one of each.
+    * ``item_pool``: quantity of each item (ints or floats, at most 10), default one of each.
     * ``value_low``, ``value_high``: the two values of the high-contrast draw (1 and 5).
     * ``max_proposal``: the upper bound of a proposal and the split threshold (5).
     * ``max_steps``: steps per episode (default 50).
@@ -100,12 +102,11 @@ class Negotiation(BatchedGame[NegotiationState]):
     ):
         self.n_items = check_positive_int("n_items", n_items)
         self.reset_noise_size = self.step_noise_size = self.n_items
-        pool = np.ones(self.n_items) if item_pool is None else np.asarray(item_pool, dtype=np.float64)
+        allowed = f"{self.n_items} finite non-negative quantities (n_items), not all zero"
+        pool = (np.ones(self.n_items) if item_pool is None else
+                check_real_numbers(item_pool, "item_pool", allowed + " (ints or floats; bools and strings are refused)"))
         if pool.shape != (self.n_items,) or not np.all(np.isfinite(pool)) or np.any(pool < 0) or pool.sum() <= 0:
-            raise ValueError(
-                f"item_pool must hold {self.n_items} finite non-negative quantities (n_items), "
-                f"not all zero, got {item_pool!r}"
-            )
+            raise ValueError(f"item_pool must hold {allowed}, got {item_pool!r}")
         self.value_low = check_finite_number("value_low", value_low)
         self.value_high = check_finite_number("value_high", value_high)
         if not 0 <= self.value_low <= self.value_high or self.value_high <= 0:

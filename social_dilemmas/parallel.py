@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from pettingzoo import ParallelEnv
 
-from social_dilemmas.core import BatchedGame, agent_names
+from social_dilemmas.core import ACTION_RULE, BatchedGame, agent_names, check_real_numbers
 
 __all__ = [
     "SocialDilemmaParallelEnv",
@@ -53,7 +53,12 @@ def new_np_generator(seed: int | None) -> np.random.Generator:
 
 def to_numpy_action(game: BatchedGame, agent: str, action: Any) -> Any:
     """One agent's action as a plain int (discrete) or float32 array, or a ``ValueError``
-    naming the agent and the allowed values."""
+    naming the agent and the allowed values.
+
+    The rule for the type of an action is the same in every view
+    (:data:`social_dilemmas.core.ACTION_RULE`): integers or floats, as python numbers, numpy
+    or torch; a discrete action given as a float must have an integral value. ``True`` and
+    ``False``, complex numbers, strings, dicts and other objects are refused."""
     space = game.action_space()
     if game.action_kind == "discrete":
         a = action.item() if getattr(action, "ndim", None) == 0 else action
@@ -62,19 +67,25 @@ def to_numpy_action(game: BatchedGame, agent: str, action: Any) -> Any:
         if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)) or not 0 <= a < space.n:
             raise ValueError(
                 f"invalid action {action!r} for {agent}: allowed values are the integers 0..{space.n - 1} "
-                f"({_describe_discrete(game)})"
+                f"({_describe_discrete(game)}); bools are refused"
             )
         return int(a)
-    a = np.asarray(action.detach().cpu() if isinstance(action, torch.Tensor) else action, dtype=np.float32)
+    low, high = float(space.low.flat[0]), float(space.high.flat[0])
+    allowed = f"{space.shape[0]} finite numbers in [{low}, {high}] (one proposal per item; {ACTION_RULE})"
+    try:
+        a = check_real_numbers(action, f"the action of {agent}", allowed)
+    except ValueError:
+        raise ValueError(f"invalid action {action!r} for {agent}: allowed values are {allowed}") from None
     if a.shape != space.shape:
         raise ValueError(
-            f"invalid action for {agent}: expected shape {space.shape} (one proposal per item), got shape {a.shape}"
+            f"invalid action for {agent}: expected shape {space.shape} (one proposal per item), got shape {a.shape}; "
+            f"allowed values are {allowed}"
         )
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"invalid action {a.tolist()} for {agent}: contains NaN or inf; allowed values are finite floats in [{space.low[0]}, {space.high[0]}]")
+        raise ValueError(f"invalid action {a.tolist()} for {agent}: contains NaN or inf; allowed values are finite floats in [{low}, {high}]")
     if np.any(a < space.low) or np.any(a > space.high):
-        raise ValueError(f"invalid action {a.tolist()} for {agent}: allowed values are floats in [{space.low[0]}, {space.high[0]}] per item")
-    return a
+        raise ValueError(f"invalid action {a.tolist()} for {agent}: allowed values are floats in [{low}, {high}] per item")
+    return a.astype(np.float32)
 
 
 def check_action_dict(actions: Any, agents: list[str]) -> None:
@@ -104,6 +115,12 @@ class SocialDilemmaParallelEnv(ParallelEnv):
     False: the games never end on their own), truncations (True for every agent after
     ``max_steps`` steps) and infos. When the episode is over ``agents`` is empty and
     another ``step`` without ``reset`` raises an error.
+
+    Bad input is refused with a ``ValueError`` naming the agent and the allowed values: a
+    missing or unknown agent, an action outside the space, NaN or inf in a proposal, and
+    any action that is not made of integers or floats (a discrete action as a float only
+    with an integral value). ``True`` and ``False`` are refused, as in every view
+    (:data:`social_dilemmas.core.ACTION_RULE`), and so are complex numbers and strings.
 
     The rules run on numpy arrays here (one game per step; the batched trainers' view
     runs the same rule functions on torch tensors). Seeding: ``reset(seed=s)`` reseeds

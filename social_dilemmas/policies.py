@@ -302,26 +302,47 @@ def load_saved_player(path: str | Path, game: Any, **kwargs: Any) -> Policy:
     return loader(text, game, **kwargs)
 
 
-def resolve_player(player: Any, game: BatchedGame) -> Policy:
+def resolve_player(player: Any, game: BatchedGame, argument: str = "player") -> Policy:
     """A player for ``game`` as a :class:`Policy`.
 
     ``player`` is the name of a scripted player (``"tit_for_tat"``...), a path to a saved
     player (a trainer checkpoint ``.pt``, a Stable-Baselines3 model ``.zip``, an agent of the
-    published Coin Game league: see :func:`load_saved_player`), a :class:`Policy`, or a callable ``fn(observation) -> action``
-    taking one numpy observation of its seat.
+    published Coin Game league: see :func:`load_saved_player`), a :class:`Policy` instance, or a callable ``fn(observation) -> action``
+    taking one numpy observation of its seat. A class (``Policy`` itself, say) is refused:
+    pass an instance. Errors name ``argument`` (``"opponent"`` in the Gymnasium view), the
+    scripted players and the suffixes of saved players (:func:`saved_player_suffixes`).
     """
     if isinstance(player, Policy):
         return player
+    kinds = (f"a scripted player's name ({', '.join(scripted_names(game.name)) if game.name in SCRIPTED else 'none'}), "
+             f"a saved player's path ({_saved_kinds()}), a Policy instance or a callable obs -> action")
+    if isinstance(player, type):
+        raise TypeError(f"{argument} must be {kinds}; got the class {player.__name__}, not an instance of it "
+                        f"(call it: {player.__name__}(...))")
     if isinstance(player, (str, Path)):
         text = str(player)
         if saved_player_format(text) is not None:
             return load_saved_player(text, game)
+        if text not in SCRIPTED.get(game.name, {}):
+            raise ValueError(
+                f"unknown {argument} {text!r} for {game.name}: allowed values are the scripted players "
+                f"{scripted_names(game.name) if game.name in SCRIPTED else []} or the path of a saved player "
+                f"({_saved_kinds()})"
+            )
         return make_policy(text, game)
     if hasattr(player, "act") and hasattr(player, "reset"):
         return player
     if callable(player):
         return CallablePolicy(player, game)
-    raise TypeError(
-        f"a player must be a scripted player's name, a saved player's path ({', '.join(saved_player_suffixes())}), "
-        f"a Policy or a callable obs -> action; got {type(player).__name__}"
-    )
+    raise TypeError(f"{argument} must be {kinds}; got {type(player).__name__}")
+
+
+def _saved_kinds() -> str:
+    """The saved players' formats, for error messages."""
+    suffixes = saved_player_suffixes()
+    if not suffixes:
+        return "none loads here: install the project (pip install -e .) for its loaders"
+    text = "a file ending in " + ", ".join(suffixes)
+    if PICKLE_SUFFIX in suffixes:
+        text += ", or a pickle without a suffix"
+    return text

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from social_dilemmas.core import BatchedGame, GameState
+from social_dilemmas.core import BatchedGame, GameState, check_action_tensor, check_device, check_flag
 from social_dilemmas.parallel import new_generator
 
 __all__ = ["VectorGame"]
@@ -17,11 +17,26 @@ __all__ = ["VectorGame"]
 class VectorGame:
     """``num_envs`` copies of a game stepped together in tensors on one device.
 
-    ``step(actions)`` takes ``[num_envs, n_players, *action_shape]`` and returns
-    ``(obs, rewards, terminated, truncated, info)`` with ``obs`` float32
+    ``step(actions)`` takes a torch tensor ``[num_envs, n_players, *action_shape]`` and
+    returns ``(obs, rewards, terminated, truncated, info)`` with ``obs`` float32
     ``[num_envs, n_players, *obs_shape]``, ``rewards`` float32 ``[num_envs, n_players]``
-    and the two flags bool ``[num_envs]``. Everything stays on ``device``: nothing is
-    copied to the CPU unless ``validate=True``.
+    and the two flags bool ``[num_envs]``. Everything stays on ``device``.
+
+    Actions: the type, dtype and shape are always checked (on the host, free): a torch
+    tensor of integers or floats; bools, complex numbers and numpy arrays or lists are
+    refused with an error naming the allowed values (the same rule for bools as the
+    PettingZoo and Gymnasium views: see :data:`social_dilemmas.core.ACTION_RULE`). With
+    ``validate=True`` (the default) every value is checked too: an error names the game,
+    the player and the allowed values of the first invalid action (the IPD: 0 or 1; the
+    Coin Game: 0..3, a float only with an integral value; the Negotiation: finite floats in
+    ``[0, max_proposal]``). This reads the actions back from the device once per step.
+
+    The fast path, ``validate=False``, is for trainers whose actions are valid by
+    construction (sampled from the action space's distribution): the values are not
+    checked and nothing waits for the device. An invalid value then gives undefined
+    results (the IPD's -1 is read as a defection in the payoff table, float actions are
+    truncated, a proposal outside ``[0, max_proposal]`` gives rewards outside ``[0, 1]``) or
+    torch's own indexing error.
 
     Autoreset (Gymnasium's *same-step* mode): on the step where a game reaches
     ``max_steps`` it is truncated and reset at once. The returned ``obs`` of that game is
@@ -37,19 +52,22 @@ class VectorGame:
     Arguments:
         game: the rules (``IPD``, ``CoinGame``, ``Negotiation`` or any ``BatchedGame``).
         num_envs: number of games, at least 1.
-        device: torch device of every tensor.
-        validate: check every action (names the player and the allowed values); costs a
-            synchronisation with the device per step, so trainers leave it off.
+        device: torch device of every tensor; one available here (``"cpu"``, ``"cuda"``
+            when CUDA is available, ``"mps"`` on Apple silicon), or a ``ValueError`` lists those.
+        validate: ``True`` (default) checks every action's values; ``False`` is the
+            trainers' fast path (see above). Anything but a bool is refused.
     """
 
-    def __init__(self, game: BatchedGame, num_envs: int, device: torch.device | str = "cpu", validate: bool = False):
+    def __init__(self, game: BatchedGame, num_envs: int, device: torch.device | str = "cpu", validate: bool = True):
+        if not isinstance(game, BatchedGame):
+            raise TypeError(f"game must be a BatchedGame (IPD, CoinGame, Negotiation), got {type(game).__name__}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         num_envs = int(num_envs)
         self.game = game
         self.num_envs = num_envs
-        self.device = torch.device(device)
-        self.validate = validate
+        self.device = check_device(device)
+        self.validate = check_flag("validate", validate)
         self.n_players = game.n_players
         self.max_steps = game.max_steps
         self.observation_space = game.observation_space()
@@ -76,9 +94,7 @@ class VectorGame:
         if self.state is None:
             raise RuntimeError("step() called before reset()")
         game = self.game
-        expected = (self.num_envs, self.n_players, *game.action_shape)
-        if tuple(actions.shape) != expected:
-            raise ValueError(f"actions must have shape [num_envs, n_players, *action_shape] = {list(expected)}, got {list(actions.shape)}")
+        check_action_tensor(actions, (self.num_envs, self.n_players, *game.action_shape), "actions")
         if self.validate:
             game.validate_actions(actions)
         state, rewards = game.step(self.state, actions.to(self.device), self.generator)

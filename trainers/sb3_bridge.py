@@ -100,10 +100,10 @@ class GameVecEnv(VecEnv):
                  **env_kwargs: Any):
         if isinstance(env, VectorGame) or all(hasattr(env, a) for a in ("reset", "step", "n_players", "num_envs")):
             vec = env  # a batched view (VectorGame-like: same-step autoreset, info["final_obs"])
-        elif isinstance(env, BatchedGame):
-            vec = VectorGame(env, num_games, device=device)
+        elif isinstance(env, BatchedGame):  # the fast path: SB3's actions are valid by construction
+            vec = VectorGame(env, num_games, device=device, validate=False)
         else:
-            vec = social_dilemmas.make_vec(env, num_games, device=device, **env_kwargs)
+            vec = social_dilemmas.make_vec(env, num_games, device=device, validate=False, **env_kwargs)
         if time_limit not in TIME_LIMIT_MODES:
             raise ValueError(f"time_limit = {time_limit!r} is invalid: allowed values are {list(TIME_LIMIT_MODES)}")
         self.vec = vec

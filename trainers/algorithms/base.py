@@ -298,7 +298,9 @@ class OnPolicy(Algorithm):
         super().__init__(config, out)
         run, cfg = self.run, self.cfg
         torch.manual_seed(run.seed)
-        self.vec = social_dilemmas.make_vec(run.env, run.num_games, device=self.device, **run.game_kwargs())
+        # the fast path: the actions are sampled from the action space, valid by construction
+        self.vec = social_dilemmas.make_vec(run.env, run.num_games, device=self.device, validate=False,
+                                            **run.game_kwargs())
         try:
             self.game, self.n_players = self.vec.game, self.vec.n_players
             actor, critic = build_networks(self.game, cfg)
