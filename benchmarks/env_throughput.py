@@ -61,7 +61,8 @@ def random_actions(game, batch: int, device, gen):
 
 
 def batched_steps_per_second(name: str, batch: int, device: str, seconds: float) -> float:
-    vec = social_dilemmas.make_vec(name, batch, device=device)
+    # the trainers' path: actions valid by construction, not checked (as JaxMARL does not check them)
+    vec = social_dilemmas.make_vec(name, batch, device=device, validate=False)
     vec.reset(seed=0)
     gen = torch.Generator(device=device)
     gen.manual_seed(0)
@@ -100,7 +101,7 @@ def bytes_per_game(name: str, batch: int, device: str) -> tuple[float, int]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    vec = social_dilemmas.make_vec(name, batch, device=device)
+    vec = social_dilemmas.make_vec(name, batch, device=device, validate=False)
     obs, _ = vec.reset(seed=0)
     acts = torch.zeros((batch, vec.n_players, *vec.game.action_shape), dtype=vec.game.action_dtype, device=device)
     obs, rewards, *_ = vec.step(acts)
