@@ -85,6 +85,22 @@ def _as(cls: type, value: Any) -> Any:
     return cls(**{f.name: getattr(value, f.name) for f in dataclasses.fields(cls)})
 
 
+def _error(e: BaseException, code: int = 2) -> int:
+    """Print the CLI's one ``error:`` line for ``e`` and return the exit status ``code``: an
+    ``OSError`` of a file (a full disk, a read-only folder) as ``FILE: what happened``."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+    else:
+        print(f"error: {e}", file=sys.stderr)
+    return code
+
+
+def _out_folder(out: str) -> None:
+    """A ``NotADirectoryError`` when the output folder ``out`` is a file."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+
+
 def _cli(cls: type, argv: list[str], command: str, default: Any = None) -> Any:
     return tyro.cli(cls, args=argv, default=default, prog=f"python -m trainers {command}", registry=_registry,
                     description=(cls.__doc__ or "").strip())
@@ -117,7 +133,7 @@ def _train_command(section: type) -> type:
 
 def _pre_parse(argv: list[str]) -> argparse.Namespace:
     pre = argparse.ArgumentParser(add_help=False)
-    for name in ("--env", "--algo", "--resume"):
+    for name in ("--env", "--algo", "--resume", "--out"):
         pre.add_argument(name, default=None)
     pre.add_argument("--fast", action="store_true")
     return pre.parse_known_args(argv)[0]
@@ -125,7 +141,7 @@ def _pre_parse(argv: list[str]) -> argparse.Namespace:
 
 def _train(argv: list[str]) -> int:
     from trainers import algorithms
-    from trainers.common import CheckpointError, TrainingDiverged
+    from trainers.common import CheckpointError, RunFolderInUse, TrainingDiverged
     from trainers.config import Config
     from trainers.presets import load_config, make_config
     from trainers.run import train
@@ -135,6 +151,9 @@ def _train(argv: list[str]) -> int:
         if first.resume:
             if first.fast:
                 raise ValueError("--fast starts a new run; a resumed run keeps its config.json")
+            if first.out is not None and Path(first.out).resolve() != Path(first.resume).resolve():
+                raise ValueError(f"--out {first.out}: a resumed run stays in its folder, --resume {first.resume}; "
+                                 "give one of the two")
             saved_path = Path(first.resume) / "config.json"
             if not saved_path.exists():
                 raise FileNotFoundError(f"--resume {first.resume}: no config.json there; is this a training run's folder?")
@@ -142,9 +161,8 @@ def _train(argv: list[str]) -> int:
         else:
             base = make_config(first.env or "ipd", first.algo, fast=first.fast)
         cls = _train_command(algorithms.get(base.run.algo).Config)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as e:
+        return _error(e)
     fields = {f.name: f.type for f in dataclasses.fields(cls)}
     run_type, section_type = (typing.get_args(fields[k])[0] for k in ("run", "algorithm"))
     default = cls(run=run_type(**base.run.to_dict()), algorithm=section_type(**base.algorithm.to_dict()))
@@ -164,12 +182,12 @@ def _train(argv: list[str]) -> int:
             config.validate()
             out = args.out or f"runs/{config.run.env}-{config.run.algo}-s{config.run.seed}"
             algo = train(config, out, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError, NotADirectoryError, CheckpointError, RunFolderInUse) as e:
+        return _error(e)
     except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+        return _error(e, 3)
+    except OSError as e:  # a file that cannot be written: a full disk, a read-only folder
+        return _error(e, 1)
     print(f"trained {algo.iteration} updates; run folder: {algo.out}")
     return 0
 
@@ -199,10 +217,12 @@ def _cooperation(argv: list[str]) -> int:
     try:
         if args.games < 1:
             raise ValueError(f"--games must be an integer >= 1, got {args.games}")
+        _out_folder(args.out)
         result = write_cooperation(args.agent, args.out, args.games, args.seed)
-    except (ValueError, FileNotFoundError, ImportError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError, CheckpointError) as e:
+        return _error(e)
+    except OSError as e:
+        return _error(e, 1)
     print("round            P(cooperate)")
     for name, (mean, std) in result["table"].items():
         if name != "self_play":
@@ -250,12 +270,14 @@ def _league(argv: list[str]) -> int:
     args = _cli(LeagueCommand, argv, "league")
     try:
         device = resolve_device(args.device)
+        _out_folder(args.out)
         result = league(args.env, args.players, args.out, seeds=args.seeds, episodes=args.episodes, seed=args.seed,
                         device=device, focal=args.focal, greedy=args.greedy, progress=not args.no_progress,
                         env_kwargs=args.env_kwargs)
-    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ValueError, FileNotFoundError, NotADirectoryError, TypeError, ImportError) as e:
+        return _error(e)
+    except OSError as e:
+        return _error(e, 1)
     print(format_table(result))
     print(f"wrote {args.out}/league.csv, {args.out}/league.png and {args.out}/league.json")
     return 0

@@ -56,7 +56,8 @@ def load_player(path: str | Path, game: Any = None, device: str | torch.device =
     game the agent was trained on, with the same observations and actions (Commons Harvest:
     the trained image size, channels last or first); another game is a ``ValueError``
     naming both. None: the game it was trained on. ``greedy``: the most likely action
-    instead of sampling."""
+    instead of sampling. A damaged or foreign file is a :class:`~trainers.common.CheckpointError`
+    naming it."""
     config, state, _ = read_run_checkpoint(path, device)
     trained = config.run.env
     game_name = getattr(game, "name", None)
@@ -64,4 +65,11 @@ def load_player(path: str | Path, game: Any = None, device: str | torch.device =
         raise ValueError(f"checkpoint {str(path)!r} holds an agent for {trained}, not for {game_name or repr(game)}")
     name = Path(path).parent.name or Path(path).stem
     cls = algorithms.get(config.run.algo)
-    return cls.player(config, state, game, device=device, greedy=greedy, name=f"{config.run.algo}:{name}")
+    try:
+        return cls.player(config, state, game, device=device, greedy=greedy, name=f"{config.run.algo}:{name}")
+    except CheckpointError as e:  # the algorithm's own (SB3's model in the checkpoint): name the file
+        raise CheckpointError(f"checkpoint {str(path)!r}: {e}") from None
+    except (RuntimeError, KeyError, TypeError, IndexError, AttributeError) as e:  # e.g. torch's size mismatch
+        raise CheckpointError(f"checkpoint {str(path)!r} holds weights that do not fit the agent its configuration "
+                              f"describes ({config.run.algo} on {config.run.env}): {type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:300]}") from None

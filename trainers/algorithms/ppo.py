@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import random
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,7 @@ import torch
 import social_dilemmas
 from social_dilemmas.policies import Policy
 from trainers.algorithms.base import Algorithm
-from trainers.common import atomic_write
+from trainers.common import CheckpointError, atomic_write
 from trainers.config import Config, Section
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.sb3_bridge import PPO as SB3PPO
@@ -165,10 +167,20 @@ def _namespaced(logger: Logger, player: int | None) -> dict[str, float]:
     return out
 
 
-def _load_model(source: Any, env: Any = None, device: str | torch.device = "cpu") -> SB3PPO:
+def _load_model(source: Any, env: Any = None, device: str | torch.device = "cpu", where: str | None = None) -> SB3PPO:
+    """SB3's ``PPO.load`` of ``source`` (a path or a buffer); with ``where`` (the file's
+    description), a file that is not a whole SB3 model is a ``CheckpointError`` naming it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return SB3PPO.load(source, env=env, device=device)
+        try:
+            return SB3PPO.load(source, env=env, device=device)
+        except (AssertionError, KeyError, ValueError, TypeError, EOFError, RuntimeError, zipfile.BadZipFile,
+                pickle.UnpicklingError, AttributeError) as e:
+            if where is None:
+                raise
+            raise CheckpointError(f"{where} cannot be read as a Stable-Baselines3 PPO model ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:200]}); it is damaged or not a model saved by "
+                                  "PPO.save") from None
 
 
 class PPO(Algorithm):
@@ -270,7 +282,8 @@ class PPO(Algorithm):
         ppo = ppo_kwargs(self.cfg, m.n_envs, self.run.steps_per_rollout, self.run.seed, str(self.device))
         info = {"policy": type(m.policy).__name__, "n_envs": m.n_envs, "net_arch": ppo.pop("policy_kwargs")["net_arch"],
                 "ppo": ppo}
-        (out / "sb3.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+        text = json.dumps(info, indent=2, sort_keys=True)
+        atomic_write(out / "sb3.json", lambda tmp: Path(tmp).write_text(text))
 
     def close(self) -> None:
         self.env.close()
@@ -280,7 +293,7 @@ class PPO(Algorithm):
                greedy: bool = False, name: str = "agent") -> Policy:
         if game is None:  # the game it was trained on
             game = social_dilemmas.spec(config.run.env, **config.run.game_kwargs())
-        model = _load_model(io.BytesIO(state["models"][0]), device=device)
+        model = _load_model(io.BytesIO(state["models"][0]), device=device, where=f"the model in the checkpoint of {name}")
         return _player(model, game, name, greedy, f"the checkpoint of {name}")
 
 
@@ -373,13 +386,16 @@ def load_player(path: str | Path, game: Any, device: str | torch.device = "cpu",
     ``.zip`` loader of the ``social_dilemmas.players`` entry points).
 
     The model's observation and action spaces must be those of ``game``'s players (images
-    may be channels first). ``greedy=True`` plays the most likely action instead of sampling."""
+    may be channels first). ``greedy=True`` plays the most likely action instead of sampling.
+    A file that is not a whole SB3 model is a :class:`~trainers.common.CheckpointError` naming it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model {str(path)!r} does not exist")
     if game is None:
         raise ValueError(f"model {str(path)!r}: a Stable-Baselines3 model plays the game it is given; pass the game")
     name = path.parent.name if path.stem in ("model",) or path.stem.startswith("model_") else path.stem
-    model = _load_model(path, device=device)
+    if path.is_dir():
+        raise CheckpointError(f"model {str(path)!r} is a folder, not a file (the file is DIR/model.zip)")
+    model = _load_model(path, device=device, where=f"model {str(path)!r}")
     algo = getattr(model, "_social_dilemmas", {}).get("algo", "ppo")
     return _player(model, game, f"{algo}:{name or path.stem}", greedy, f"model {str(path)!r}")

@@ -54,6 +54,9 @@ TIT_FOR_TAT: tuple[tuple[str, str, float], ...] = (
 def _policy_net(agent: Any) -> torch.nn.Module:
     if isinstance(agent, (str, Path)):
         agent_path = agent
+        if Path(agent_path).is_dir():
+            raise ValueError(f"agent {str(agent_path)!r} is a folder: give the checkpoint in it, "
+                             f"{Path(agent_path) / 'checkpoint.pt'}")
         agent = load_saved_player(agent_path, social_dilemmas.make_game("ipd"))
         if not isinstance(agent, AgentPolicy):
             raise ValueError(f"{str(agent_path)!r} is not an agent of this project's trainers "
