@@ -168,9 +168,26 @@ class BatchedGame(Generic[S]):
         """Raise ``ValueError`` naming the player and the allowed values if any action is invalid.
 
         ``actions`` has shape ``[B, n_players, *action_shape]``. This check synchronises
-        with the device, so the trainers' fast path skips it.
+        with the device, so the trainers' fast path skips it. The default checks the action
+        space: integers in ``[0, n)`` for a ``Discrete(n)`` space, finite values within the
+        bounds for a ``Box``; games override it for other rules.
         """
-        raise NotImplementedError
+        space = self.action_space()
+        if hasattr(space, "n"):
+            n = int(space.n)
+            check_discrete_actions(actions.reshape(actions.shape[0], self.n_players), n, f"integers in [0, {n})")
+            return
+        low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+        if low.min() != low.max() or high.min() != high.max():
+            lo = torch.as_tensor(low, dtype=actions.dtype, device=actions.device)
+            hi = torch.as_tensor(high, dtype=actions.dtype, device=actions.device)
+            bad = (~torch.isfinite(actions) | (actions < lo) | (actions > hi)).flatten(2).any(-1)
+            if bool(bad.any()):
+                game, player = (int(i) for i in bad.nonzero()[0][:2])
+                raise ValueError(f"invalid action {actions[game, player].tolist()} for player_{player}: allowed values "
+                                 f"are finite floats within the action space's bounds {low.tolist()} .. {high.tolist()}")
+            return
+        check_box_actions(actions.reshape(actions.shape[0], self.n_players, -1), float(low.min()), float(high.max()))
 
     # -- rendering: a small record of game 0 of a batch, kept by the views -------------
     def new_record(self, state: S) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import torch
 
 from social_dilemmas.core import BatchedGame, GameState
 from social_dilemmas.policies import Policy
+from social_dilemmas.vector import VectorGame
 from trainers import train
 from trainers.__main__ import main
 from trainers.evaluation.league import LeaguePlayer, format_table, league, parse_player, run_league
@@ -224,3 +225,13 @@ def test_scripted_evaluation_refuses_games_of_more_than_two_players():
 
     with pytest.raises(ValueError, match="two-player game; public_goods has 3 players"):
         scripted_evaluation(ThreePlayers(), lambda seat: None)
+
+
+def test_a_game_without_its_own_action_check_is_checked_against_its_action_space():
+    """A game written outside the project gets the default check (its Discrete space) in
+    the checked vector view the league plays on."""
+    vec = VectorGame(PublicGoods(n_players=3), 2)
+    vec.reset(seed=0)
+    vec.step(torch.tensor([[0, 1, 1], [1, 0, 0]]))
+    with pytest.raises(ValueError, match=r"player_2.*integers in \[0, 2\)"):
+        vec.step(torch.tensor([[0, 1, 1], [1, 0, 2]]))
