@@ -236,8 +236,9 @@ def _cooperation(argv: list[str]) -> int:
 
 @dataclasses.dataclass
 class LeagueCommand:
-    """Play every ordered pair of players (scripted names, .pt checkpoints, .zip SB3 models, or quoted globs of
-    several seeds, optionally NAME=SPEC) and write DIR/league.csv, DIR/league.png and DIR/league.json."""
+    """Play every ordered pair of players (scripted names, .pt checkpoints, .zip SB3 models, the published Coin
+    Game league's agents (.pkl, or their minimal_state_* files), or quoted globs of several seeds, optionally
+    NAME=SPEC) and write DIR/league.csv, DIR/league.png and DIR/league.json."""
 
     env: str
     """The game: ipd, coin_game, negotiation."""
