@@ -107,15 +107,24 @@ class SeparateCritic:
         return Estimate(adv, values, targets)
 
     @torch.no_grad()
+    def outputs(self, rows: Batch, opponents: Any = None) -> Tensor:
+        """The critic's outputs for ``rows`` (a Q-critic's Q-values ``[M, T, n_actions]``): the
+        current critic's or, with ``opponents`` (rows: the opponents' rows of a batch,
+        game-major), those of the snapshot that played each group of them (``opponents.critics``)."""
+        M, T = rows.rewards.shape
+        time = self.time.expand(M, T)
+        if opponents is None:
+            return self.net(rows.obs, time)[0]
+        G = opponents.groups
+        out, _ = grouped_call(self.net, opponents.critics, rows.obs.unflatten(0, (G, -1)), time.unflatten(0, (G, -1)),
+                              vmappable=True)
+        return out.flatten(0, 1)
+
+    @torch.no_grad()
     def snapshot_advantages(self, rows: Batch, opponents: Any) -> Tensor:
         """The advantages of ``rows`` (the opponents' rows of a batch, game-major) from the
         critic of the snapshot that played each group of them (``opponents.critics``)."""
-        M, T = rows.rewards.shape
-        G = opponents.groups
-        time = self.time.expand(M, T)
-        out, _ = grouped_call(self.net, opponents.critics, rows.obs.unflatten(0, (G, -1)), time.unflatten(0, (G, -1)),
-                              vmappable=True)
-        return self._advantages(rows, self.state_values(out.flatten(0, 1), rows))
+        return self._advantages(rows, self.state_values(self.outputs(rows, opponents), rows))
 
     def step(self, est: Estimate, iteration: int, out: Any = None) -> dict[str, float]:
         """One Adam step on the Huber loss between the values and the targets (in the normaliser's units)."""

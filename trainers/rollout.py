@@ -76,15 +76,18 @@ class Rollouts:
     ``max_steps`` is a termination (``"terminate"``) or, for a network with a value head, a
     truncation bootstrapped from the value of its last observation (``"bootstrap"``).
     Actions are drawn with ``generator``; ``record_probs`` keeps every row's action
-    probabilities (discrete actions) in :attr:`Batch.probs`. After each rollout, ``finished`` holds the number
+    probabilities (discrete actions) in :attr:`Batch.probs`. ``epsilon`` (discrete actions):
+    every player's action is replaced, with that probability, by a uniformly random one (LOQA's
+    IPD runs: 0.2); the log-probabilities are those of the actions played. After each rollout, ``finished`` holds the number
     of episodes that ended in it and ``finished_return`` their mean per-capita return (NaN
     when none ended).
     """
 
     def __init__(self, vec: Any, net: nn.Module, steps: int, time_limit: str, generator: torch.Generator,
-                 device: torch.device, seed: int, record_probs: bool = False):
+                 device: torch.device, seed: int, record_probs: bool = False, epsilon: float = 0.0):
         self.vec, self.net, self.steps, self.time_limit = vec, net, steps, time_limit
         self.record_probs = record_probs
+        self.epsilon = epsilon
         self.generator, self.device = generator, device
         self.game = vec.game
         self.n_players = vec.n_players
@@ -137,15 +140,15 @@ class Rollouts:
                 start_buf[t] = start
             if opponent is None:
                 dist, value, state = net.step(state, obs, start)
-                action = sample_action(dist, self.generator)
+                action = self._explore(sample_action(dist, self.generator))
                 logp_buf[t] = dist.log_prob(action)
                 if probs_buf is not None:
                     probs_buf[t] = dist.probs
             else:
                 dist, value, own_state = net.step(own_state, obs[own], None if start is None else start[own])
-                mine = sample_action(dist, self.generator)
+                mine = self._explore(sample_action(dist, self.generator))
                 odist, _, opp_state = opponent.step(opp_state, obs[theirs], None if start is None else start[theirs])
-                other = sample_action(odist, self.generator)
+                other = self._explore(sample_action(odist, self.generator))
                 action = torch.empty((M, *game.action_shape), dtype=mine.dtype, device=dev)
                 action[own], action[theirs] = mine, other
                 logp_buf[t, own] = dist.log_prob(mine)
@@ -192,6 +195,15 @@ class Rollouts:
 
         return Batch(rows(obs_buf), rows(act_buf), rows(logp_buf), rows(rew_buf), rows(start_buf), rows(dones),
                      rows(cut), learn, memory, rows(val_buf), rows(next_buf), rows(probs_buf))
+
+    def _explore(self, action: Tensor) -> Tensor:
+        """``action`` with each entry replaced, with probability ``epsilon``, by a uniformly random action."""
+        if self.epsilon <= 0:
+            return action
+        n = int(self.game.action_space().n)
+        swap = torch.rand(action.shape, generator=self.generator, device=action.device) < self.epsilon
+        random_action = torch.randint(n, action.shape, generator=self.generator, device=action.device)
+        return torch.where(swap, random_action.to(action.dtype), action)
 
     def _count_episodes(self, rewards: Tensor, ended: Tensor) -> None:
         """The episodes that ended in this rollout (``rewards``, ``ended``: ``[T, M]``): their number

@@ -7,6 +7,7 @@ and Stable-Baselines3 is loaded only for its baselines)::
     proximal_adalign    trainers.algorithms.proximal_adalign   Proximal Advantage Alignment, PPO form (SPEC 6)
     ppo                 trainers.algorithms.ppo                Stable-Baselines3's PPO in self-play
     ppo_shared_reward   trainers.algorithms.ppo                PPO on the sum of the players' rewards (PPO-SR)
+    loqa                trainers.algorithms.loqa               LOQA, opponent Q-learning awareness (SPEC 7b)
 
 A new algorithm is one module with an :class:`~trainers.algorithms.base.Algorithm`
 subclass (usually of :class:`~trainers.algorithms.base.OnPolicy`, overriding
@@ -33,6 +34,7 @@ _BUILT_IN: dict[str, str] = {
     "proximal_adalign": "trainers.algorithms.proximal_adalign:ProximalAdAlign",
     "ppo": "trainers.algorithms.ppo:PPO",
     "ppo_shared_reward": "trainers.algorithms.ppo:PPOSharedReward",
+    "loqa": "trainers.algorithms.loqa:LOQA",
 }
 _registered: dict[str, type] = {}
 

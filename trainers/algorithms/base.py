@@ -201,6 +201,9 @@ class OnPolicyConfig(Section):
     """Games kept for trajectory replay (the released Negotiation run: 100000); 0: the previous batch's only."""
     trajectory_add: int = 500
     """Games of each batch added to the trajectory replay buffer (with trajectory_capacity > 0)."""
+    exploration_epsilon: float = 0.0
+    """Discrete actions: the probability that a rollout replaces a player's sampled action by a uniformly
+    random one (LOQA's IPD runs: 0.2; the losses use the log-probabilities of the actions played)."""
 
     def __post_init__(self) -> None:
         self.vision_channels = tuple(self.vision_channels)
@@ -221,6 +224,8 @@ class OnPolicyConfig(Section):
         need(self, self.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
         need(self, self.self_play_prob <= 1, "self_play_prob", "must be in [0, 1]")
         need(self, self.trajectory_replay < 1, "trajectory_replay", "must be in [0, 1)")
+        self.check_finite(("exploration_epsilon",), 0.0)
+        need(self, self.exploration_epsilon <= 1, "exploration_epsilon", "must be in [0, 1]")
         self.check_finite(("actor_lr", "critic_lr"), 0.0, strict=True)
         self.check_finite(("entropy_coef", "grad_clip", "value_coef", "weight_decay"), 0.0)
         self.check_finite(("log_std_min", "log_std_max"))
@@ -238,9 +243,12 @@ class OnPolicyConfig(Section):
              "cannot be combined with trajectory_replay (replayed games have no snapshot critic)")
         if run is not None:
             image = is_image_game(social_dilemmas.spec(run.env, **run.game_kwargs()))
+            discrete = social_dilemmas.spec(run.env, **run.game_kwargs()).action_kind == "discrete"
             if self.critic_kind == "q":
-                need(self, social_dilemmas.spec(run.env, **run.game_kwargs()).action_kind == "discrete" and not image,
+                need(self, discrete and not image,
                      "critic_kind", f"q needs discrete actions and a separate critic; {run.env} has neither")
+            need(self, self.exploration_epsilon == 0 or discrete, "exploration_epsilon",
+                 f"must be 0 for {run.env}: exploration replaces discrete actions")
             if image:
                 need(self, not self.replay_critic, "replay_critic", "must be false for image games (no agent replay)")
                 need(self, self.critic_warmup == 0, "critic_warmup",
@@ -320,7 +328,8 @@ class OnPolicy(Algorithm):
             self.action_gen.manual_seed(run.seed + 1)
             self.rng = random.Random(run.seed + 2)
             self.rollouts = Rollouts(self.vec, self.actor, run.steps_per_rollout, run.time_limit, self.action_gen,
-                                     self.device, run.seed, record_probs=cfg.critic_kind == "q")
+                                     self.device, run.seed, record_probs=cfg.critic_kind == "q",
+                                     epsilon=cfg.exploration_epsilon)
             groups = cfg.replay_groups and max(g for g in range(1, min(cfg.replay_groups, run.num_games) + 1)
                                                if run.num_games % g == 0)
             self.agents = AgentReplay(cfg.self_play_prob, cfg.snapshot_every, cfg.replay_capacity, groups,
