@@ -17,34 +17,8 @@ Every other keyword argument is a constructor argument of :class:`social_dilemma
 
 from __future__ import annotations
 
-from typing import Any
-
 from social_dilemmas import family
 
 __all__ = ["env", "parallel_env", "raw_env"]
 
-
-def parallel_env(max_cycles: int | None = None, render_mode: str | None = None, **kwargs: Any):
-    """The PettingZoo ``ParallelEnv`` (:class:`social_dilemmas.parallel.SocialDilemmaParallelEnv`).
-
-    Arguments:
-        max_cycles: episode length in steps (one step = every agent acts once); None keeps
-            the game's ``max_steps`` (default 16). Sets ``max_steps``; a different
-            ``max_steps`` is refused.
-        render_mode: None, ``"rgb_array"`` or ``"human"``.
-        **kwargs: constructor arguments of :class:`social_dilemmas.IPD`.
-    """
-    return family.make_parallel("ipd", max_cycles, render_mode, kwargs)
-
-
-def raw_env(max_cycles: int | None = None, render_mode: str | None = None, **kwargs: Any):
-    """The AEC view of :func:`parallel_env`'s env (PettingZoo's ``parallel_to_aec_wrapper``),
-    without the order-enforcing wrapper. Same arguments as :func:`parallel_env`."""
-    return family.make_raw("ipd", max_cycles, render_mode, kwargs)
-
-
-def env(max_cycles: int | None = None, render_mode: str | None = None, **kwargs: Any):
-    """The PettingZoo AEC env: :func:`parallel_env`'s env through ``pettingzoo.utils.parallel_to_aec``.
-    The agents act in turn; the game steps once the last agent of a cycle has acted.
-    Same arguments as :func:`parallel_env`."""
-    return family.make_aec("ipd", max_cycles, render_mode, kwargs)
+env, parallel_env, raw_env = family.makers("ipd", "social_dilemmas.IPD", "social_dilemmas.parallel.SocialDilemmaParallelEnv", 16)
