@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import social_dilemmas
-from trainers import algorithms, losses, train
+from trainers import algorithms, dice, train
 from trainers.evaluation.league import run_league
 from trainers.presets import make_config
 from trainers.rollout import SnapshotOpponents
@@ -21,7 +21,7 @@ def test_loaded_dice_returns_are_the_returns_with_the_loaded_dice_gradient():
     values = torch.tensor([[0.5, 1.0, 0.25]])
     dones = torch.tensor([[False, False, True]])
     logp = torch.tensor([[-0.3, -1.2, -0.7]], requires_grad=True)
-    g = losses.loaded_dice_returns(rewards, logp, values, dones, gamma=0.5, dice_discount=0.8)
+    g = dice.loaded_dice_returns(rewards, logp, values, dones, gamma=0.5, dice_discount=0.8)
     torch.testing.assert_close(g.detach(), torch.tensor([[1.5, 1.0, 2.0]]))
     expected = [[1.0, 0.0, 0.16 * 1.75], [0.0, 0.0, 0.4 * 1.75], [0.0, 0.0, 1.75]]
     for t in range(3):
@@ -35,7 +35,7 @@ def test_loaded_dice_returns_stop_at_the_end_of_an_episode():
     values = torch.zeros(1, 4)
     dones = torch.tensor([[False, True, False, True]])
     logp = torch.zeros(1, 4, requires_grad=True)
-    g = losses.loaded_dice_returns(rewards, logp, values, dones, gamma=0.5, dice_discount=1.0)
+    g = dice.loaded_dice_returns(rewards, logp, values, dones, gamma=0.5, dice_discount=1.0)
     torch.testing.assert_close(g.detach(), torch.tensor([[2.0, 2.0, 5.0, 4.0]]))
     (grad,) = torch.autograd.grad(g[0, 0], logp, retain_graph=True)
     torch.testing.assert_close(grad[0], torch.tensor([2.0, 0.5 * 2.0, 0.0, 0.0]))
@@ -47,12 +47,12 @@ def test_opponent_log_probs_replace_the_taken_actions_q_value():
     q = torch.tensor([[[1.0, 2.0], [0.5, -1.0]]])
     taken = torch.tensor([[0, 1]])
     q_taken = torch.tensor([[3.0, 0.0]])
-    out = losses.loqa_opponent_log_probs(q, taken, q_taken, temperature=2.0)
+    out = dice.loqa_opponent_log_probs(q, taken, q_taken, temperature=2.0)
     want0 = 1.5 - math.log(math.exp(1.5) + math.exp(1.0))
     want1 = 0.0 - math.log(math.exp(0.25) + math.exp(0.0))
     torch.testing.assert_close(out, torch.tensor([[want0, want1]]))
     with pytest.raises(ValueError, match="temperature"):
-        losses.loqa_opponent_log_probs(q, taken, q_taken, temperature=0.0)
+        dice.loqa_opponent_log_probs(q, taken, q_taken, temperature=0.0)
 
 
 def test_loqa_loss_gradient_by_hand():
@@ -67,10 +67,10 @@ def test_loqa_loss_gradient_by_hand():
     logp = torch.tensor([[-0.5, -1.0]], requires_grad=True)
     q = torch.tensor([[[0.0, 1.0], [2.0, 0.0]]])
     taken = torch.tensor([[0, 0]])
-    g = losses.loaded_dice_returns(r_other, logp, v_other, dones, gamma, 1.0)
+    g = dice.loaded_dice_returns(r_other, logp, v_other, dones, gamma, 1.0)
     q_taken = r_other + gamma * torch.cat((g[:, 1:], torch.zeros(1, 1)), 1)
-    op_logp = losses.loqa_opponent_log_probs(q, taken, q_taken)
-    loss, info = losses.loqa_loss(adv, logp, op_logp, torch.zeros(1, 2), entropy_coef=0.0, shaping_weight=0.7)
+    op_logp = dice.loqa_opponent_log_probs(q, taken, q_taken)
+    loss, info = dice.loqa_loss(adv, logp, op_logp, torch.zeros(1, 2), entropy_coef=0.0, shaping_weight=0.7)
     (grad,) = torch.autograd.grad(loss, logp)
     # q_0 = 1 + 0.5 * 3 = 2.5 against Q'(s_0, 1) = 1: p'_0 = sigmoid(1.5); q_1 = 3 against 0: p'_1 = sigmoid(3)
     p0 = 1 / (1 + math.exp(-1.5))

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainers.advantages import check_time_major, monte_carlo_returns
+from trainers.advantages import check_time_major
 
 __all__ = [
     "SIGN_CASES",
@@ -51,10 +51,6 @@ __all__ = [
     "ppo_clip_loss",
     "proximal_adalign_loss",
     "critic_loss",
-    "magic_box",
-    "loaded_dice_returns",
-    "loqa_opponent_log_probs",
-    "loqa_loss",
 ]
 
 #: Sign cases of the alignment term, as (sign of past own aggregate, sign of the other
@@ -412,82 +408,3 @@ def critic_loss(values: Tensor, targets: Tensor, huber_delta: float = 1.0) -> Te
     if values.shape != targets.shape:
         raise ValueError(f"critic_loss: values {tuple(values.shape)} must match targets {tuple(targets.shape)}")
     return F.huber_loss(values, targets.detach().to(values.dtype), reduction="mean", delta=huber_delta)
-
-
-# --------------------------------------------------------------------------------------
-# LOQA (Aghajohari et al., ICLR 2024; SPEC section 7b)
-# --------------------------------------------------------------------------------------
-
-
-def magic_box(x: Tensor) -> Tensor:
-    """DiCE's magic box (Foerster et al., 2018): 1 in the forward pass, its gradient is
-    ``grad x`` (``exp(x - stop_gradient(x))``)."""
-    return torch.exp(x - x.detach())
-
-
-def loaded_dice_returns(rewards: Tensor, log_probs: Tensor, values: Tensor, dones: Tensor, gamma: float,
-                        dice_discount: float) -> Tensor:
-    """The other player's returns, made differentiable in the agent's policy (LOQA's loaded DiCE).
-
-    ``rewards`` (the other player's), ``values`` (its state values ``V(s_t)``, no gradient),
-    ``dones``: ``[B, T]``, whole episodes from ``t = 0`` (an episode may end before ``T``:
-    nothing after a done is added, and the log-probabilities' sum restarts after it);
-    ``log_probs``: the agent's log-probabilities of its actions, with gradient. In the
-    forward pass the result is the discounted return ``G_t = r_t + gamma * G_{t+1}``; its
-    gradient is that of
-
-        G_t + sum_{k >= t} (gamma * dice_discount)^{k-t} (G_k - V_k) * dice_k,
-        dice_k = box(S_k) - box(S_{k-1}),  S_k = sum_{j <= k} log pi(a_j)  (box: :func:`magic_box`)
-
-    so that ``grad G_t = sum_{k >= t} (gamma * dice_discount)^{k-t} (G_k - V_k) grad log pi(a_k)``
-    (``dice_discount``, LOQA's ``differentiable_opponent.discount``, weighs the far future
-    down)."""
-    check_time_major("rewards", rewards)
-    for name, x in (("log_probs", log_probs), ("values", values), ("dones", dones)):
-        if x.shape != rewards.shape:
-            raise ValueError(f"loaded_dice_returns: {name} {tuple(x.shape)} must match rewards {tuple(rewards.shape)}")
-    done = dones.to(torch.bool)
-    returns = monte_carlo_returns(rewards, done, gamma)
-    steps = rewards.shape[1]
-    boxes, running = [], torch.zeros_like(log_probs[:, 0])
-    for t in range(steps):  # S_t restarts after the end of an episode
-        running = running + log_probs[:, t]
-        boxes.append(magic_box(running))
-        if t + 1 < steps:
-            running = torch.where(done[:, t], torch.zeros_like(running), running)
-    box = torch.stack(boxes, 1)
-    before = torch.cat((torch.ones_like(box[:, :1]), box[:, :-1]), 1)
-    before = torch.where(torch.cat((torch.ones_like(done[:, :1]), done[:, :-1]), 1), torch.ones_like(before), before)
-    dice = box - before
-    weight = (returns - values).detach()
-    acc, out = torch.zeros_like(dice[:, 0]), []
-    for t in reversed(range(steps)):
-        acc = weight[:, t] * dice[:, t] + gamma * dice_discount * torch.where(done[:, t], torch.zeros_like(acc), acc)
-        out.append(acc)
-    return returns + torch.stack(out[::-1], 1)
-
-
-def loqa_opponent_log_probs(q_values: Tensor, actions: Tensor, q_taken: Tensor, temperature: float = 1.0) -> Tensor:
-    """The other player's modelled log-probabilities of its actions (LOQA): a softmax of its
-    Q-values ``q_values`` ``[B, T, A]`` (no gradient) over ``temperature``, where the entry
-    of the action it took (``actions`` ``[B, T]``) is replaced by ``q_taken`` ``[B, T]``
-    (its differentiable return, :func:`loaded_dice_returns`)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    idx = actions.long().unsqueeze(-1)
-    q = q_values.detach().scatter(-1, idx, q_taken.unsqueeze(-1))
-    return F.log_softmax(q / temperature, -1).gather(-1, idx).squeeze(-1)
-
-
-def loqa_loss(adv: Tensor, log_probs: Tensor, opponent_log_probs: Tensor, entropy: Tensor, entropy_coef: float,
-              shaping_weight: float) -> tuple[Tensor, dict[str, Tensor]]:
-    """LOQA's actor loss: the policy gradient of the agent's advantages ``adv`` (no gradient),
-    plus ``shaping_weight`` times the same advantages on the other player's modelled
-    log-probabilities (:func:`loqa_opponent_log_probs`, whose gradient reaches the agent
-    through the loaded DiCE returns), minus the entropy bonus. All ``[B, T]``."""
-    adv = adv.detach()
-    pg = -(adv * log_probs).mean()
-    shaping = -(adv * opponent_log_probs).mean()
-    ent = entropy.mean()
-    loss = pg + shaping_weight * shaping - entropy_coef * ent
-    return loss, {"loss_pg": pg.detach(), "loss_shaping": shaping.detach(), "entropy": ent.detach()}

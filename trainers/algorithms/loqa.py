@@ -2,10 +2,10 @@
 
 The agent models the other player's policy as a softmax of the other's Q-values and
 shapes it: the other's Q-value of the action it took is replaced by its return made
-differentiable in the agent's policy (loaded DiCE, :func:`trainers.losses.loaded_dice_returns`),
+differentiable in the agent's policy (loaded DiCE, :func:`trainers.dice.loaded_dice_returns`),
 and the agent follows the gradient of its own advantage times the other's modelled
-log-probability of that action (:func:`trainers.losses.loqa_opponent_log_probs`), beside
-its plain policy gradient (:func:`trainers.losses.loqa_loss`). The paper relates it to
+log-probability of that action (:func:`trainers.dice.loqa_opponent_log_probs`), beside
+its plain policy gradient (:func:`trainers.dice.loqa_loss`). The paper relates it to
 Advantage Alignment (its Appendix A.3-A.4 and Theorem 2).
 
 Per update, for every learning row (a seat of a game) and the other seat of its game:
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainers import losses
+from trainers import dice
 from trainers.algorithms.base import OnPolicy, OnPolicyConfig
 from trainers.common import clip_and_step
 from trainers.config import need
@@ -116,10 +116,10 @@ class LOQA(OnPolicy):
             raise RuntimeError("LOQA's replayed opponents need their critics (replay_critic)")
         q = self.critic.outputs(other, snapshots)
         values = (other.probs * q).sum(-1)
-        loaded = losses.loaded_dice_returns(other.rewards, log_probs, values, other.dones, cfg.gamma, cfg.dice_discount)
+        loaded = dice.loaded_dice_returns(other.rewards, log_probs, values, other.dones, cfg.gamma, cfg.dice_discount)
         following = torch.cat((loaded[:, 1:], torch.zeros_like(loaded[:, :1])), 1)
         q_taken = other.rewards + cfg.gamma * torch.where(other.dones, torch.zeros_like(following), following)
-        return losses.loqa_opponent_log_probs(q, other.actions, q_taken, cfg.opponent_temperature)
+        return dice.loqa_opponent_log_probs(q, other.actions, q_taken, cfg.opponent_temperature)
 
     def update_actor(self, batch: Batch, est: Estimate, adv: Tensor, others: Tensor) -> dict[str, float]:
         cfg = self.cfg
@@ -130,7 +130,7 @@ class LOQA(OnPolicy):
         dist, _ = self.actor.forward_sequence(rows.memory, rows.obs, rows.starts)
         logp = dist.log_prob(rows.actions)
         op_logp = self.opponent_log_probs(batch, mine, logp)
-        loss, info = losses.loqa_loss(adv[learn], logp, op_logp, entropy(dist), cfg.entropy_coef, cfg.shaping_weight)
+        loss, info = dice.loqa_loss(adv[learn], logp, op_logp, entropy(dist), cfg.entropy_coef, cfg.shaping_weight)
         self.check("actor loss", loss)
         norm = clip_and_step(self.actor_opt, loss, self.actor.parameters(), cfg.grad_clip)
         return {"train/actor_grad_norm": norm, **{f"train/{k}": float(v) for k, v in info.items()}}
