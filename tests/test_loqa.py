@@ -133,3 +133,56 @@ def test_exploration_replaces_that_share_of_the_actions_at_random():
     assert bool((batch.log_probs[batch.actions == 1] < -30).all())
     game = social_dilemmas.make_game("ipd")
     assert game.action_space().n == 2
+
+
+def _ipd_states() -> torch.Tensor:
+    """The IPD observations [me C, me D, other C, other D] of a game's rounds: start, CC, CD, DC, DD, CC."""
+    return torch.tensor([[0, 0, 0, 0], [1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0], [0, 1, 0, 1], [1, 0, 1, 0.]])
+
+
+def test_table_actor_has_one_independent_entry_per_ipd_state():
+    """LOQA's IPD actor (``actor_table``): steps and whole sequences give the same logits, the
+    vmappable cell too, and the gradient of one state's log-probability moves that state's row only."""
+    from trainers.networks.grouped import grouped_call
+    from trainers.networks.recurrent import Actor
+
+    actor = Actor(4, 8, n_actions=2, recurrent=False, table=True)
+    with torch.no_grad():
+        actor.net.table.normal_()
+    obs = _ipd_states().unsqueeze(0)  # [1, 6, 4]
+    starts = torch.zeros(1, 6, dtype=torch.bool)
+    starts[:, 0] = True
+    dist, _ = actor.forward_sequence(actor.initial_memory(1, "cpu"), obs, starts)
+    state, stepped = actor.initial_memory(1, "cpu"), []
+    for t in range(6):
+        d, _, state = actor.step(state, obs[:, t], starts[:, t])
+        stepped.append(d.logits)
+    assert torch.allclose(dist.logits, torch.stack(stepped, 1))
+    # the first round and the later CC rounds are different rows; both CC rounds the same one
+    assert not torch.allclose(dist.logits[0, 0], dist.logits[0, 1])
+    assert torch.equal(dist.logits[0, 1], dist.logits[0, 5])
+    weights = {k: v.detach().unsqueeze(0) for k, v in actor.named_parameters()}
+    h = torch.ones(1, 6, 8)
+    h[0, 0] = 0.0
+    out, _, _ = grouped_call(actor, weights, obs, h)
+    assert torch.allclose(out[0].log_softmax(-1), dist.logits[0])
+    actor.zero_grad()
+    dist.log_prob(torch.zeros(1, 6, dtype=torch.long))[0, 2].backward()  # CD, cooperate
+    moved = (actor.net.table.grad.abs().sum(-1) > 0).nonzero().flatten().tolist()
+    assert moved == [int(actor.net.index(obs[0, 2], torch.ones(1)))]
+
+
+def test_table_actor_refuses_what_it_cannot_index(tmp_path):
+    from trainers.networks.recurrent import Actor, TableNet
+
+    actor = Actor(4, 8, n_actions=2, recurrent=False, table=True)
+    with pytest.raises(ValueError, match="0 or 1"):
+        actor.step(actor.initial_memory(1, "cpu"), torch.tensor([[0.5, 0.5, 1.0, 0.0]]), None)
+    with pytest.raises(ValueError, match="at most 15 entries"):
+        TableNet(36, 4)
+    with pytest.raises(ValueError, match="actor_recurrent false"):
+        Actor(4, 8, n_actions=2, recurrent=True, table=True)
+    with pytest.raises(ValueError, match="actor_table"):
+        train(make_config("coin_game", "adalign", actor_table=True, actor_recurrent=False, iterations=1), tmp_path / "c")
+    with pytest.raises(ValueError, match="actor_table"):
+        train(make_config("ipd", "adalign", actor_table=True, actor_recurrent=True, iterations=1), tmp_path / "i")

@@ -32,6 +32,7 @@ Subclasses override :meth:`OnPolicy.update_actor` (and extend :class:`OnPolicyCo
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from trainers.config import Config, Section, need
 from trainers.critics import Estimate, SeparateCritic, ValueHead
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.networks import build_networks, is_image_game
+from trainers.networks.recurrent import TableNet
 from trainers.policy import AgentPolicy
 from trainers.rollout import AgentReplay, Batch, Rollouts, TrajectoryReplay
 
@@ -125,6 +127,10 @@ class OnPolicyConfig(Section):
     actor_recurrent: bool = True
     """GRU actor (remembers the whole episode); false: a feed-forward actor that sees the current
     observation only (on the IPD a memory-one policy of the last round, which cannot count rounds)."""
+    actor_table: bool = False
+    """With actor_recurrent false: a table of independent logits per observation instead of the
+    feed-forward network (LOQA's IPD actor: one entry per memory-one state, so a push in one state
+    moves no other); games whose observations are 0/1 vectors of at most 15 entries (the IPD)."""
     vision_memory: Literal["transformer", "gru"] = "transformer"
     """Images (Commons Harvest): the memory after the Nature CNN, transformer (gated, GTrXL-style) or gru."""
     vision_layers: int = 3
@@ -239,6 +245,8 @@ class OnPolicyConfig(Section):
                                                 and self.critic_kind == "value" and self.critic_warmup == 0),
              "shared_encoder", "needs self_play_prob 1, no replay_critic, critic_kind value and critic_warmup 0 (the "
              "value head learns with the actor, and agent replay plays networks without one)")
+        need(self, not self.actor_table or (not self.actor_recurrent and not self.shared_encoder), "actor_table",
+             "needs actor_recurrent false and shared_encoder false")
         need(self, not self.replay_critic or self.trajectory_replay == 0, "replay_critic",
              "cannot be combined with trajectory_replay (replayed games have no snapshot critic)")
         if run is not None:
@@ -247,6 +255,11 @@ class OnPolicyConfig(Section):
             if self.critic_kind == "q":
                 need(self, discrete and not image,
                      "critic_kind", f"q needs discrete actions and a separate critic; {run.env} has neither")
+            if self.actor_table:
+                shape = social_dilemmas.spec(run.env, **run.game_kwargs()).observation_space().shape
+                need(self, discrete and not image and math.prod(shape) <= TableNet.MAX_INPUTS, "actor_table",
+                     f"needs discrete actions and 0/1 observations of at most {TableNet.MAX_INPUTS} entries; "
+                     f"{run.env} has {math.prod(shape)}")
             need(self, self.exploration_epsilon == 0 or discrete, "exploration_epsilon",
                  f"must be 0 for {run.env}: exploration replaces discrete actions")
             if image:

@@ -68,7 +68,7 @@ def build_networks(game: Any, cfg: Any, critic: bool = True) -> tuple[nn.Module,
     discrete = game.action_kind == "discrete"
     if discrete:
         actor = Actor(obs_dim, cfg.hidden, n_actions=int(game.action_space().n), recurrent=cfg.actor_recurrent,
-                      value_head=cfg.shared_encoder)
+                      value_head=cfg.shared_encoder, table=getattr(cfg, "actor_table", False))
     else:
         actor = Actor(obs_dim, cfg.hidden, action_dim=game.action_shape[0], recurrent=cfg.actor_recurrent,
                       log_std_bounds=(cfg.log_std_min, cfg.log_std_max), atanh_limit=cfg.atanh_limit,

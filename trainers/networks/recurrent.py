@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from trainers.networks.distributions import SCALE, TanhNormal
 
-__all__ = ["RecurrentNet", "Actor", "Critic"]
+__all__ = ["RecurrentNet", "TableNet", "Actor", "Critic"]
 
 
 class RecurrentNet(nn.Module):
@@ -98,6 +98,58 @@ class RecurrentNet(nn.Module):
         return self.head(h), h
 
 
+class TableNet(nn.Module):
+    """Independent outputs for every observation of a game whose observations are 0/1 vectors
+    (LOQA's IPD actor, ``hp=logits``: one pair of logits per memory-one state). Like the
+    feed-forward :class:`RecurrentNet`, the memory is whether the episode has started, so the
+    first step has its own entry; on the IPD the table has the 5 states start, CC, CD, DC, DD
+    (and unused entries for impossible observations). The outputs start at 0 (a uniform policy).
+    Another value than 0 or 1 in an observation is a ``ValueError``."""
+
+    #: The most observation entries a table can index (``2 ** (entries + 1)`` rows).
+    MAX_INPUTS = 15
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 1):
+        super().__init__()
+        if in_dim > self.MAX_INPUTS:
+            raise ValueError(f"actor_table needs observations of at most {self.MAX_INPUTS} entries (a table of "
+                             f"2 ** (entries + 1) rows), this game has {in_dim}; use the network actor")
+        self.rows = 2 ** (in_dim + 1)
+        self.table = nn.Parameter(torch.zeros(self.rows, out_dim))
+        self.register_buffer("powers", 2 ** torch.arange(in_dim + 1), persistent=False)
+        self.hidden = hidden
+
+    def initial_state(self, batch: int, device: torch.device | str) -> Tensor:
+        return torch.zeros(1, batch, self.hidden, device=device)
+
+    def index(self, x: Tensor, started: Tensor) -> Tensor:
+        """The table's row of each observation ``x`` ``[..., in_dim]`` and started flag ``[..., 1]``."""
+        bits = torch.cat((x, started), dim=-1)
+        if not torch.compiler.is_compiling() and bool(((bits != 0) & (bits != 1)).any()):
+            raise ValueError("actor_table: an observation has another value than 0 or 1; the table indexes 0/1 "
+                             "observations only (use the network actor)")
+        return (bits.long() * self.powers).sum(-1)
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x``: ``[B, T, in_dim]`` -> (``[B, T, out_dim]``, final "started" state ``[1, B, hidden]``)."""
+        started = torch.ones(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device)
+        started[:, 0] = 0.0 if h is None else h[0, :, :1]
+        out = self.table[self.index(x, started)]
+        return out, torch.ones(1, x.shape[0], self.hidden, dtype=x.dtype, device=x.device)
+
+    def step(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        out, h = self.forward(x.unsqueeze(1), h)
+        return out.squeeze(1), h
+
+    def cell(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`step` with a one-hot product instead of indexing, so that ``torch.func.vmap``
+        runs it for many tables at once: ``x`` ``[B, in_dim]``, ``h`` ``[B, hidden]``."""
+        bits = torch.cat((x, h[:, :1]), dim=-1)
+        idx = (bits * self.powers.to(bits.dtype)).sum(-1, keepdim=True)
+        one_hot = (idx == torch.arange(self.rows, device=x.device, dtype=bits.dtype)).to(bits.dtype)
+        return one_hot @ self.table, torch.ones_like(h)
+
+
 class Actor(nn.Module):
     """The policy. Discrete games: categorical logits. Negotiation: tanh-normal proposals.
 
@@ -111,7 +163,7 @@ class Actor(nn.Module):
 
     def __init__(self, obs_dim: int, hidden: int, n_actions: int | None = None, action_dim: int | None = None,
                  recurrent: bool = True, log_std_bounds: tuple[float, float] = (-20.0, 20.0), atanh_limit: float = 1.0,
-                 value_head: bool = False):
+                 value_head: bool = False, table: bool = False):
         super().__init__()
         self.has_value_head = value_head
         if value_head:
@@ -120,7 +172,11 @@ class Actor(nn.Module):
         self.log_std_bounds = log_std_bounds
         # proposals are clamped this far inside [0, 5] before atanh (|u| <= atanh_limit)
         self.proposal_margin = max(1e-6, SCALE * (1.0 - atanh_limit))
-        if self.discrete:
+        if table:
+            if not self.discrete or recurrent or value_head:
+                raise ValueError("actor_table needs discrete actions, actor_recurrent false and no shared_encoder")
+            self.net = TableNet(obs_dim, n_actions, hidden)
+        elif self.discrete:
             self.net = RecurrentNet(obs_dim, hidden, n_actions, recurrent=recurrent)
         else:
             self.net = RecurrentNet(obs_dim, hidden, action_dim, mlp_layers=2, head_sizes=(128, 128), recurrent=recurrent)
