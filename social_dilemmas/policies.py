@@ -38,7 +38,7 @@ import torch
 
 from social_dilemmas.core import BatchedGame
 
-__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "MemoryOnePolicy", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_ENTRY_POINTS",
+__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "MemoryOnePolicy", "memory_one_cooperation", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_ENTRY_POINTS",
            "register_player_loader", "saved_player_suffixes", "saved_player_format", "load_saved_player"]
 
 
@@ -106,6 +106,17 @@ class GrimTrigger(Policy):
         return self.triggered.long()
 
 
+def memory_one_cooperation(coop: torch.Tensor, obs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """IPD: the probabilities of cooperating ``[B]`` of memory-one policies after the observations
+    ``obs`` ``[B, 4]`` (all zeros: the first round), game ``i`` playing row ``rows[i] % K`` of
+    ``coop`` ``[K, 5]`` (the order of :data:`social_dilemmas.ipd.MEMORY_ONE_STATES`)."""
+    table = coop.to(obs.device)
+    chosen = table[rows.to(obs.device).long() % table.shape[0]]
+    start = obs.sum(1) == 0
+    last = 1 + 2 * (obs[:, 1] > 0.5).long() + (obs[:, 3] > 0.5).long()  # 1 + index of (CC, CD, DC, DD)
+    return chosen.gather(1, torch.where(start, torch.zeros_like(last), last).unsqueeze(1)).squeeze(1)
+
+
 class MemoryOnePolicy(Policy):
     """IPD: a memory-one player, its cooperation probabilities given per game.
 
@@ -128,11 +139,7 @@ class MemoryOnePolicy(Policy):
 
     def probabilities(self, obs: torch.Tensor) -> torch.Tensor:
         """Each game's probability of cooperating ``[B]`` after the IPD observations ``obs`` ``[B, 4]``."""
-        b = obs.shape[0]
-        rows = self.coop.to(obs.device)[torch.arange(b, device=obs.device) % self.coop.shape[0]]
-        start = obs.sum(1) == 0
-        last = 1 + 2 * (obs[:, 1] > 0.5).long() + (obs[:, 3] > 0.5).long()  # 1 + index of (CC, CD, DC, DD)
-        return rows.gather(1, torch.where(start, torch.zeros_like(last), last).unsqueeze(1)).squeeze(1)
+        return memory_one_cooperation(self.coop, obs, torch.arange(obs.shape[0], device=obs.device))
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         p = self.probabilities(obs)

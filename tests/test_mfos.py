@@ -13,6 +13,7 @@ from social_dilemmas.policies import MemoryOnePolicy, make_policy
 from social_dilemmas.vector import VectorGame
 from trainers import algorithms
 from trainers.algorithms.mfos import MetaAgent, MFOSConfig, _naive_steps, meta_episode, meta_returns, ppo_update
+from trainers.evaluation.cooperation import cooperation_table
 from trainers.players import load_player
 from trainers.presets import make_config
 from trainers.run import train
@@ -159,8 +160,15 @@ def test_mfos_trains_resumes_exactly_and_its_checkpoint_plays_in_the_league(tmp_
     for x, y in zip(straight.agents[0].state_dict().values(), resumed.agents[0].state_dict().values()):
         assert torch.equal(x, y)
     player = load_player(tmp_path / "a" / "checkpoint.pt", IPD())
-    assert isinstance(player, MemoryOnePolicy) and player.coop.shape == (8, 5)
-    assert torch.allclose(player.coop, straight.shaped_policies()[0])
+    assert player.net.coop.shape == (8, 5)
+    assert torch.allclose(player.net.coop, straight.shaped_policies()[0])
+    # the player plays its policies: the same games as the memory-one players of its table, greedy
+    as_table = play(IPD(), [MemoryOnePolicy(player.net.coop, greedy=True), make_policy("random", IPD())], 16, seed=1)
+    greedy = load_player(tmp_path / "a" / "checkpoint.pt", IPD(), greedy=True)
+    assert play(IPD(), [greedy, make_policy("random", IPD())], 16, seed=1).mean == pytest.approx(as_table.mean)
+    table = cooperation_table(tmp_path / "a" / "checkpoint.pt", num_games=8)  # python -m trainers cooperation
+    first = player.net.coop[torch.arange(16) % 8, 0].mean()
+    assert table["start"][0] == pytest.approx(float(first), abs=1e-6)
     result = play(IPD(), [player, make_policy("tit_for_tat", IPD())], num_envs=16, seed=0)
     assert all(-3 <= r <= 0 for r in result.mean)
     metrics = straight.evaluate()

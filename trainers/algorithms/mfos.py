@@ -32,7 +32,7 @@ player is the memory-one policy it has shaped its meta-game into: the inner poli
 meta-agent plays (mean action) in the last round of ``eval_games`` meta-episodes of its
 training kind (against naive learners; in self-play against the second meta-agent), seeded
 with the run's seed; game ``i`` of a match plays the policy of meta-episode ``i % K``
-(:class:`~social_dilemmas.policies.MemoryOnePolicy`). They are saved in every checkpoint.
+(:class:`ShapedPolicies`). They are saved in every checkpoint.
 
 Presets (:data:`PAPER_PRESETS`): the authors' ``main_mfos_ppo.py`` / ``main_mfos_self.py``,
 ``ppo.py`` and ``environments.py``; the Coin Game version is not implemented here.
@@ -49,15 +49,16 @@ from torch import Tensor, nn
 
 import social_dilemmas
 from social_dilemmas.ipd import memory_one_values
-from social_dilemmas.policies import MemoryOnePolicy, Policy
+from social_dilemmas.policies import MemoryOnePolicy, Policy, memory_one_cooperation
 from trainers.advantages import monte_carlo_returns, normalize_advantages
 from trainers.algorithms.base import Algorithm
 from trainers.common import check_finite
 from trainers.config import Config, Section, need
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.losses import ppo_clip_loss
+from trainers.policy import AgentPolicy
 
-__all__ = ["MFOS", "MFOSConfig", "MetaAgent", "PAPER_PRESETS", "FAST_PRESETS", "meta_episode", "meta_returns", "ppo_update"]
+__all__ = ["MFOS", "MFOSConfig", "MetaAgent", "ShapedPolicies", "PAPER_PRESETS", "FAST_PRESETS", "meta_episode", "meta_returns", "ppo_update"]
 
 #: Parameters of a memory-one IPD policy (logits of cooperating: the start, CC, CD, DC, DD).
 THETA = 5
@@ -134,6 +135,27 @@ class MetaAgent(nn.Module):
     def forward(self, state: Tensor) -> tuple[torch.distributions.Normal, Tensor]:
         mean, var = self.actor(state).split(THETA, -1)
         return torch.distributions.Normal(mean, F.softplus(var).sqrt()), self.critic(state).squeeze(-1)
+
+
+class ShapedPolicies(nn.Module):
+    """The M-FOS player's network: memory-one policies ``coop`` ``[K, 5]`` behind the memory
+    interface of :mod:`trainers.networks` (row ``r`` of a batch plays policy ``r % K``), so the
+    player is an :class:`~trainers.policy.AgentPolicy` like every trained agent (the league, the
+    recorder, ``python -m trainers cooperation``). It has no weights to learn."""
+
+    def __init__(self, coop: Tensor):
+        super().__init__()
+        self.register_buffer("coop", torch.as_tensor(coop, dtype=torch.float32).reshape(-1, THETA))
+
+    def initial_memory(self, rows: int, device: torch.device | str) -> tuple[Tensor]:
+        return (torch.arange(rows, device=device),)  # each row's index: its policy
+
+    def begin(self, memory: tuple[Tensor]) -> tuple[Tensor]:
+        return memory
+
+    def step(self, state: tuple[Tensor], obs: Tensor, start: Tensor | None):
+        p = memory_one_cooperation(self.coop, obs, state[0]).clamp(0.0, 1.0)
+        return torch.distributions.Categorical(probs=torch.stack((p, 1 - p), -1)), None, state
 
 
 @dataclass
@@ -347,4 +369,5 @@ class MFOS(Algorithm):
                greedy: bool = False, name: str = "agent") -> Policy:
         if game is not None and getattr(game, "name", None) != "ipd":
             raise ValueError(f"an M-FOS agent plays the IPD, not {getattr(game, 'name', game)!r}")
-        return MemoryOnePolicy(state["shaped_policies"], name=name, greedy=greedy)
+        return AgentPolicy(ShapedPolicies(state["shaped_policies"]).to(device), name=name, greedy=greedy,
+                           obs_shape=(4,))
