@@ -344,7 +344,7 @@ class MFOS(Algorithm):
                "eval/meta_opponent_reward_per_step": float(traj.other_rewards.mean()),
                "eval/meta_final_reward": float(traj.rewards[-1].mean())}
         out.update(scripted_evaluation(self.game, lambda seat: MemoryOnePolicy(policies, name="mfos"),
-                                       games=self.run.eval_games, seed=self.run.seed, device="cpu"))
+                                       games=self.run.eval_games, seed=self.run.seed, device=self.device))
         return out
 
     def state_dict(self) -> dict[str, Any]:
