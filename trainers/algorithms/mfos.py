@@ -271,8 +271,9 @@ def ppo_update(agent: MetaAgent, optimizer: torch.optim.Optimizer, traj: Traject
 
 
 class MFOS(Algorithm):
-    """M-FOS on the IPD (see the module docstring). One update is one batch of ``num_games``
-    meta-episodes per meta-agent and its PPO update."""
+    """M-FOS, model-free opponent shaping, on the IPD (see the module docstring).
+
+    One update is one batch of ``num_games`` meta-episodes per meta-agent and its PPO update."""
 
     name = "mfos"
     Config = MFOSConfig
