@@ -20,7 +20,7 @@ from social_dilemmas.core import (
     to_numpy,
 )
 
-__all__ = ["IPD", "IPDState", "DEFAULT_PAYOFF", "COOPERATE", "DEFECT"]
+__all__ = ["IPD", "IPDState", "DEFAULT_PAYOFF", "COOPERATE", "DEFECT", "MEMORY_ONE_STATES", "memory_one_values"]
 
 COOPERATE = 0
 DEFECT = 1
@@ -28,6 +28,10 @@ DEFECT = 1
 #: Payoff to the row player ``payoff[my_action][other_action]`` (the LOLA / LOQA matrix):
 #: CC -> -1, CD -> -3, DC -> 0, DD -> -2.
 DEFAULT_PAYOFF = ((-1.0, -3.0), (0.0, -2.0))
+
+#: The entries of a memory-one IPD policy ``[5]`` of cooperation probabilities, each from the
+#: player's own side: the first round, then after each last round (my action, other's action).
+MEMORY_ONE_STATES = ("start", "CC", "CD", "DC", "DD")
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _SWAP = [1, 0]  # reorders players so each sees itself first
@@ -179,3 +183,39 @@ class IPD(BatchedGame[IPDState]):
             scores=tuple(float(x) for x in record["scores"]),
             rewards=None if record["rewards"] is None else tuple(float(x) for x in record["rewards"]),
         )
+
+
+def memory_one_values(coop_a: torch.Tensor, coop_b: torch.Tensor, gamma: float,
+                      payoff: Any = DEFAULT_PAYOFF) -> torch.Tensor:
+    """The exact discounted returns ``E[sum_t gamma^t r_t]`` of the infinite IPD between two
+    memory-one players (the analytic game of LOLA and M-FOS), differentiable in both.
+
+    ``coop_a``, ``coop_b``: ``[B, 5]`` cooperation probabilities in the order of
+    :data:`MEMORY_ONE_STATES`, each from its own player's side (``b``'s ``CD`` is "b
+    cooperated, a defected"). The rounds form a Markov chain over the joint last round
+    ``s`` in (CC, CD, DC, DD) of ``a``'s side; with ``p0`` the distribution of the first
+    round, ``P`` the transition matrix and ``r`` a player's payoff per joint round::
+
+        V = p0^T (I - gamma P)^{-1} r
+
+    Returns ``[B, 2]``: ``a``'s and ``b``'s discounted returns; ``(1 - gamma) * V`` is the
+    reward per step. ``payoff``: the row player's ``[[R, S], [T, P]]`` (:class:`IPD`'s)."""
+    if coop_a.shape != coop_b.shape or coop_a.dim() != 2 or coop_a.shape[1] != 5:
+        raise ValueError(f"coop_a and coop_b must both be [B, 5] cooperation probabilities, got "
+                         f"{tuple(coop_a.shape)} and {tuple(coop_b.shape)}")
+    if not 0 <= gamma < 1:
+        raise ValueError(f"gamma must be in [0, 1), got {gamma!r}")
+    pay = torch.as_tensor(np.asarray(payoff, dtype=np.float64), dtype=coop_a.dtype, device=coop_a.device)
+    # b's entries re-ordered to a's side: a's CD is b's DC
+    b_seen = coop_b[:, [0, 1, 3, 2, 4]]
+
+    def joint(pa: torch.Tensor, pb: torch.Tensor) -> torch.Tensor:  # over (CC, CD, DC, DD)
+        return torch.stack((pa * pb, pa * (1 - pb), (1 - pa) * pb, (1 - pa) * (1 - pb)), -1)
+
+    p0 = joint(coop_a[:, 0], b_seen[:, 0])  # [B, 4]
+    transition = joint(coop_a[:, 1:], b_seen[:, 1:])  # [B, 4 (from), 4 (to)]
+    eye = torch.eye(4, dtype=coop_a.dtype, device=coop_a.device)
+    # occupancy x = p0^T (I - gamma P)^{-1}, i.e. (I - gamma P)^T x = p0
+    occupancy = torch.linalg.solve((eye - gamma * transition).transpose(1, 2), p0.unsqueeze(-1)).squeeze(-1)
+    rewards = torch.stack((pay.reshape(4), pay.T.reshape(4)), -1)  # [4 joint rounds, 2 players]
+    return occupancy @ rewards

@@ -38,7 +38,7 @@ import torch
 
 from social_dilemmas.core import BatchedGame
 
-__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_ENTRY_POINTS",
+__all__ = ["Policy", "ScriptedPolicy", "CallablePolicy", "MemoryOnePolicy", "memory_one_cooperation", "make_policy", "resolve_player", "scripted_names", "SCRIPTED", "PLAYER_ENTRY_POINTS",
            "register_player_loader", "saved_player_suffixes", "saved_player_format", "load_saved_player"]
 
 
@@ -104,6 +104,52 @@ class GrimTrigger(Policy):
         fresh = obs.sum(1) == 0
         self.triggered = (self.triggered & ~fresh) | other_defected
         return self.triggered.long()
+
+
+def memory_one_cooperation(coop: torch.Tensor, obs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """IPD: the probabilities of cooperating ``[B]`` of memory-one policies after the observations
+    ``obs`` ``[B, 4]`` (all zeros: the first round), game ``i`` playing row ``rows[i] % K`` of
+    ``coop`` ``[K, 5]`` (the order of :data:`social_dilemmas.ipd.MEMORY_ONE_STATES`)."""
+    table = coop.to(obs.device)
+    chosen = table[rows.to(obs.device).long() % table.shape[0]]
+    start = obs.sum(1) == 0
+    last = 1 + 2 * (obs[:, 1] > 0.5).long() + (obs[:, 3] > 0.5).long()  # 1 + index of (CC, CD, DC, DD)
+    return chosen.gather(1, torch.where(start, torch.zeros_like(last), last).unsqueeze(1)).squeeze(1)
+
+
+class MemoryOnePolicy(Policy):
+    """IPD: a memory-one player, its cooperation probabilities given per game.
+
+    ``coop``: ``[K, 5]`` (or ``[5]``) probabilities of cooperating in the first round and
+    after each last round (my action, other's action) in the order of
+    :data:`social_dilemmas.ipd.MEMORY_ONE_STATES`. Game ``i`` of a batch plays row
+    ``i % K`` (so ``K`` policies play in turn over the games of a match). Actions are drawn
+    with the generator of :meth:`reset` (one seeded 0 when none is); ``greedy``: cooperate
+    when the probability is at least 0.5. Tit-for-tat is ``[1, 1, 0, 1, 0]``.
+    """
+
+    def __init__(self, coop: Any, name: str = "memory_one", greedy: bool = False):
+        table = torch.as_tensor(coop, dtype=torch.float32)
+        table = table.unsqueeze(0) if table.dim() == 1 else table
+        if table.dim() != 2 or table.shape[1] != 5 or table.shape[0] < 1 or not bool(
+                ((table >= 0) & (table <= 1)).all()):
+            raise ValueError(f"coop must be [K, 5] (or [5]) probabilities in [0, 1], got shape {tuple(table.shape)}")
+        self.coop, self.name, self.greedy = table, name, greedy
+        self.generator: torch.Generator | None = None
+
+    def probabilities(self, obs: torch.Tensor) -> torch.Tensor:
+        """Each game's probability of cooperating ``[B]`` after the IPD observations ``obs`` ``[B, 4]``."""
+        return memory_one_cooperation(self.coop, obs, torch.arange(obs.shape[0], device=obs.device))
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        p = self.probabilities(obs)
+        if self.greedy:
+            return (p < 0.5).long()
+        if getattr(self, "generator", None) is None:
+            self.generator = torch.Generator(device=obs.device)
+            self.generator.manual_seed(0)
+        draw = torch.rand(p.shape, generator=self.generator, device=obs.device)
+        return (draw >= p).long()  # 0 = cooperate with probability p
 
 
 # -- the scripted players' rules ---------------------------------------------------------
