@@ -13,7 +13,7 @@ every player against every player with ``trainers.evaluation.league`` (16-step g
   (``--sign-masks``, :data:`ABLATIONS`); otherwise AdAlign's preset and budget;
 * ``loqa``, ``pola``, ``mfos``: the other opponent-shaping methods of the registry, from their
   Coin Game presets, with the budgets of :data:`BUDGETS` (those not registered in this
-  installation are left out, with a message);
+  installation, or that cannot train on the Coin Game, are left out, with the reason);
 * ``always_cooperate``, ``always_defect``, ``random``; with ``--published DIR`` the
   authors' published AdAlign, AdAlign-NB, LOQA and POLA agents (:mod:`trainers.published`).
 
@@ -90,10 +90,15 @@ def available_players(wanted: list[str] | None) -> list[str]:
     registered = set(algorithms.names())
     out = []
     for name in wanted or every:
-        if OTHERS.get(name, "adalign") in registered:
-            out.append(name)
-        else:
+        if OTHERS.get(name, "adalign") not in registered:
             print(f"leaving out {name}: algorithm {OTHERS[name]!r} is not registered here", flush=True)
+            continue
+        try:
+            player_config(name, 0, 1, "cpu")
+        except ValueError as e:  # an algorithm that does not train on the Coin Game (M-FOS: the IPD only)
+            print(f"leaving out {name}: {e}", flush=True)
+            continue
+        out.append(name)
     return out
 
 

@@ -264,3 +264,24 @@ def test_reproduce_league_adds_the_published_agents(tmp_path):
     assert {(r["ours"], r["first_seat"]) for r in rows if r["theirs"] == "AdAlign"} == {
         (p, s) for p in ("adalign", "ppo", "ppo_sr") for s in ("ours", "theirs")}
     assert "adalign vs published AdAlign (theirs first)" in out
+
+
+def test_full_league_trains_the_ablations_and_the_other_methods_and_plays_them(tmp_path):
+    """The Fig. 7 league with tiny budgets: an ablation keeps the sign cases it does not mask,
+    LOQA trains from its Coin Game preset, M-FOS (IPD only) is left out with the reason, and
+    league.md has every cell and the training times."""
+    args = ("--seeds", 1, "--players", "adalign_vs", "loqa", "mfos", "--adalign-iterations", 2, "--loqa-iterations", 2,
+            "--episodes", 2, "--out", tmp_path / "full", "--no-progress")
+    out = run_example("full_league.py", *args, cwd=tmp_path)
+    assert "leaving out mfos" in out
+    with (tmp_path / "full" / "league.csv").open(newline="") as f:
+        names = {r["row"] for r in csv.DictReader(f)}
+    assert names == {"adalign_vs", "loqa", "always_cooperate", "always_defect", "random"}
+    saved = json.loads((tmp_path / "full" / "adalign_vs-s0" / "config.json").read_text())
+    assert saved["algorithm"]["sign_masks"] == ["cooperative", "empathetic"]  # V and S masked
+    assert json.loads((tmp_path / "full" / "loqa-s0" / "config.json").read_text())["run"]["algo"] == "loqa"
+    table = (tmp_path / "full" / "league.md").read_text()
+    assert "| adalign_vs |" in table and "min (mean of 1)" in table
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "full_league.py"), "--players", "adalign_x"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "--players ['adalign_x'] is invalid" in bad.stderr
