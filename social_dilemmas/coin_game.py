@@ -26,6 +26,7 @@ MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))
 ACTION_NAMES = ("left", "right", "up", "down")
 _PLAYERS = np.array([0, 1], dtype=np.int64)
 _SWAP = [1, 0]
+_PLAYERS_CACHE: dict = {}
 
 
 @dataclasses.dataclass
@@ -56,6 +57,51 @@ def _free_cell(u, pos, n_cells: int):
     j = lib.minimum(xp.as_int(u * n_free), n_free - 1)
     cell = j + xp.as_int(j >= lo)
     return cell + xp.as_int((cell >= hi) & distinct)
+
+
+def _coin_rewards(on_coin, owner, penalty: float):
+    """float32 ``[B, 2]``: +1 to every player on the coin (``on_coin`` bool ``[B, 2]``), and
+    ``penalty`` to the coin's ``owner`` ``[B]`` if the other player is on it."""
+    is_owner = owner[:, None] == xp.constant(_PLAYERS, owner, _PLAYERS_CACHE)
+    stolen = (on_coin & ~is_owner).any(1)[:, None]
+    return xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * penalty
+
+
+class _Tables:
+    """The rules above evaluated once on every input, so that a torch step looks results up
+    (one gather each) instead of computing them in a dozen small kernels:
+
+    * ``rewards[on_0 * 4 + on_1 * 2 + owner]``: :func:`_coin_rewards`, float32 ``[8, 2]``;
+    * ``free_count[p0 * n + p1]``: (number of free cells, minus one), int64 ``[n * n, 2]``;
+      ``free[(p0 * n + p1) * n + j]``: the ``j``-th free cell (:func:`_free_cell`), int64;
+    * ``obs[((p0 * n + p1) * n + coin) * 2 + owner]``: both players' planes of that state
+      (:meth:`CoinGame._targets`), ``[2 n^3, 8 n]`` per dtype, made on first use.
+    """
+
+    def __init__(self, game: CoinGame, device: torch.device):
+        n = game.n_cells
+        on = np.array([[a, b] for a in (0, 1) for b in (0, 1) for _ in (0, 1)], dtype=bool)
+        owner = np.array([0, 1] * 4, dtype=np.int64)
+        self.rewards = torch.as_tensor(_coin_rewards(on, owner, game.penalty), device=device)
+        pairs = np.stack(np.divmod(np.arange(n * n), n), axis=1)  # [n * n, 2]: (p0, p1)
+        n_free = n - 1 - (pairs[:, 0] != pairs[:, 1])
+        self.free_count = torch.as_tensor(np.stack((n_free, n_free - 1), axis=1), device=device)
+        # the j-th free cell: the rule's own function at noise u = (j + 1/2) / n_free
+        j = np.arange(n)[None, :]
+        u = ((np.minimum(j, n_free[:, None] - 1) + 0.5) / n_free[:, None]).astype(np.float32)
+        free = _free_cell(u.reshape(-1), np.repeat(pairs, n, axis=0), n)
+        self.free = torch.as_tensor(free, device=device)
+        self.game, self.device, self.obs = game, device, {}
+
+    def observations(self, dtype: torch.dtype) -> torch.Tensor:
+        table = self.obs.get(dtype)
+        if table is None:
+            n = self.game.n_cells
+            p0, p1, coin, owner = (a.reshape(-1) for a in np.meshgrid(*(np.arange(k) for k in (n, n, n, 2)), indexing="ij"))
+            states = CoinGameState(t=np.zeros_like(p0), pos=np.stack((p0, p1), axis=1), coin=coin, owner=owner)
+            planes = self.game._targets(states)[..., None] == np.arange(n)
+            table = self.obs[dtype] = torch.as_tensor(planes.reshape(len(p0), 8 * n), device=self.device).to(dtype)
+        return table
 
 
 class CoinGame(BatchedGame[CoinGameState]):
@@ -143,6 +189,7 @@ class CoinGame(BatchedGame[CoinGameState]):
         self._cache_players: dict = {}
         self._cells = np.arange(self.n_cells, dtype=np.int64)
         self._cache_cells: dict = {}
+        self._tables_on: dict = {}
         self._obs_space = gymnasium.spaces.Box(0.0, 1.0, (4, self.size, self.size), np.float32)
         self._act_space = gymnasium.spaces.Discrete(4)
 
@@ -171,17 +218,46 @@ class CoinGame(BatchedGame[CoinGameState]):
         coin = _free_cell(noise[:, 3], pos, self.n_cells)
         return CoinGameState(t=xp.zeros_like_int(noise, (noise.shape[0],)), pos=pos, coin=coin, owner=owner)
 
+    def _tables(self, device: torch.device) -> _Tables | None:
+        """The looked-up rules on ``device`` (None for boards over 64 cells: tables too big)."""
+        if self.n_cells > 64:
+            return None
+        tables = self._tables_on.get(device)
+        if tables is None:
+            tables = self._tables_on[device] = _Tables(self, device)
+        return tables
+
     def transition(self, state: CoinGameState, actions, noise) -> tuple[CoinGameState, Any]:
         lib = xp.lib(state.pos)
+        tables = self._tables(state.pos.device) if xp.is_torch(state.pos) else None
+        if tables is not None:  # the same rules, looked up
+            return self._transition_looked_up(tables, state, actions, noise[:, 0])
         pos = xp.constant(self._next_flat, state.pos, self._cache)[state.pos * 4 + xp.as_int(actions)]
         on_coin = pos == state.coin[:, None]  # [B, 2]
-        is_owner = state.owner[:, None] == xp.constant(_PLAYERS, pos, self._cache_players)
-        stolen = (on_coin & ~is_owner).any(1)[:, None]
-        rewards = xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * self.penalty
+        rewards = _coin_rewards(on_coin, state.owner, self.penalty)
         picked = on_coin.any(1)
         coin = lib.where(picked, _free_cell(noise[:, 0], pos, self.n_cells), state.coin)
         owner = lib.where(picked, 1 - state.owner, state.owner)
         return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=owner), rewards
+
+    def _transition_looked_up(self, tables: _Tables, state: CoinGameState, actions, u):
+        """:meth:`transition` from the tables: the same numbers in fewer kernels."""
+        n = self.n_cells
+        move = state.pos * 4
+        move.add_(xp.as_int(actions))
+        pos = torch.index_select(xp.constant(self._next_flat, move, self._cache), 0, move.view(-1)).view(move.shape)
+        on_coin = pos == state.coin[:, None]  # [B, 2]
+        key = on_coin[:, 0] * 4  # on_0 * 4 + on_1 * 2 + owner
+        key.add_(on_coin[:, 1], alpha=2).add_(state.owner)
+        rewards = torch.index_select(tables.rewards, 0, key)
+        picked = key >= 2
+        pair = pos[:, 0] * n
+        pair.add_(pos[:, 1])
+        count = torch.index_select(tables.free_count, 0, pair)
+        j = torch.minimum((u * count[:, 0]).long(), count[:, 1])
+        cell = torch.index_select(tables.free, 0, pair.mul_(n).add_(j))
+        coin = torch.where(picked, cell, state.coin)
+        return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=state.owner ^ picked), rewards
 
     def _targets(self, state: CoinGameState):
         """Per game, player and channel the cell lit in that plane (-1: none), int64 ``[B, 2, 4]``:
@@ -197,8 +273,17 @@ class CoinGame(BatchedGame[CoinGameState]):
         return xp.as_float(planes).reshape(state.batch_size, 2, 4, self.size, self.size)
 
     def observe_as(self, state: CoinGameState, dtype: torch.dtype) -> torch.Tensor:
-        """The observations (torch tensors) in ``dtype`` (float32 or uint8), written by one
-        comparison of every plane's lit cell with every cell: no zero-fill and scatter."""
+        """The observations (torch tensors) in ``dtype`` (float32 or uint8): on boards of up
+        to 16 cells each game's row of a table of every state's planes; on larger ones one
+        comparison of every plane's lit cell with every cell."""
+        tables = self._tables(state.pos.device) if self.n_cells <= 16 else None
+        if tables is not None:
+            n, pos = self.n_cells, state.pos
+            key = pos[:, 0] * (2 * n * n)  # ((p0 * n + p1) * n + coin) * 2 + owner
+            key.add_(pos[:, 1], alpha=2 * n).add_(state.coin, alpha=2).add_(state.owner)
+            # rows of 8n (uint8) or 32n (float32) bytes, copied as int64 words: fewer elements
+            out = torch.index_select(tables.observations(dtype).view(torch.int64), 0, key)
+            return out.view(dtype).view(state.batch_size, 2, 4, self.size, self.size)
         target = self._targets(state).unsqueeze(-1)  # [B, 2, 4, 1]
         out = torch.empty((state.batch_size, 2, 4, self.n_cells), dtype=dtype, device=target.device)
         torch.eq(target, xp.constant(self._cells, target, self._cache_cells), out=out)
