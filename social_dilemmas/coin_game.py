@@ -215,7 +215,11 @@ class CoinGame(BatchedGame[CoinGameState]):
     def init(self, noise) -> CoinGameState:
         owner = xp.as_int(noise[:, 0] * 2).clip(max=1)
         pos = xp.as_int(noise[:, 1:3] * self.n_cells).clip(max=self.n_cells - 1)
-        coin = _free_cell(noise[:, 3], pos, self.n_cells)
+        tables = self._tables(pos.device) if xp.is_torch(pos) else None
+        if tables is not None:
+            coin = self._free_cell_looked_up(tables, noise[:, 3], pos)
+        else:
+            coin = _free_cell(noise[:, 3], pos, self.n_cells)
         return CoinGameState(t=xp.zeros_like_int(noise, (noise.shape[0],)), pos=pos, coin=coin, owner=owner)
 
     def _tables(self, device: torch.device) -> _Tables | None:
@@ -241,23 +245,33 @@ class CoinGame(BatchedGame[CoinGameState]):
         return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=owner), rewards
 
     def _transition_looked_up(self, tables: _Tables, state: CoinGameState, actions, u):
-        """:meth:`transition` from the tables: the same numbers in fewer kernels."""
-        n = self.n_cells
-        move = state.pos * 4
-        move.add_(xp.as_int(actions))
-        pos = torch.index_select(xp.constant(self._next_flat, move, self._cache), 0, move.view(-1)).view(move.shape)
+        """:meth:`transition` from the tables: the same numbers in fewer kernels, the
+        temporaries reused in place (``out=``) so that a step allocates little besides its
+        results."""
+        scratch = state.pos * 4  # [B, 2] int64: the move's index, later the free-cell counts
+        scratch.add_(xp.as_int(actions))
+        pos = torch.index_select(xp.constant(self._next_flat, scratch, self._cache), 0, scratch.view(-1))
+        pos = pos.view(scratch.shape)
         on_coin = pos == state.coin[:, None]  # [B, 2]
         key = on_coin[:, 0] * 4  # on_0 * 4 + on_1 * 2 + owner
         key.add_(on_coin[:, 1], alpha=2).add_(state.owner)
+        del on_coin
         rewards = torch.index_select(tables.rewards, 0, key)
-        picked = key >= 2
+        picked = key.ge_(2).bool()
+        coin = self._free_cell_looked_up(tables, u, pos, scratch)
+        torch.where(picked, coin, state.coin, out=coin)
+        return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=state.owner ^ picked), rewards
+
+    def _free_cell_looked_up(self, tables: _Tables, u, pos, scratch=None):
+        """:func:`_free_cell` from the tables (``scratch``: an int64 ``[B, 2]`` to reuse)."""
+        n = self.n_cells
         pair = pos[:, 0] * n
         pair.add_(pos[:, 1])
-        count = torch.index_select(tables.free_count, 0, pair)
-        j = torch.minimum((u * count[:, 0]).long(), count[:, 1])
-        cell = torch.index_select(tables.free, 0, pair.mul_(n).add_(j))
-        coin = torch.where(picked, cell, state.coin)
-        return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=state.owner ^ picked), rewards
+        count = torch.index_select(tables.free_count, 0, pair, out=scratch) if scratch is not None else \
+            torch.index_select(tables.free_count, 0, pair)
+        j = (u * count[:, 0]).long()
+        torch.minimum(j, count[:, 1], out=j)
+        return torch.index_select(tables.free, 0, pair.mul_(n).add_(j))
 
     def _targets(self, state: CoinGameState):
         """Per game, player and channel the cell lit in that plane (-1: none), int64 ``[B, 2, 4]``:

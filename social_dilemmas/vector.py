@@ -118,7 +118,9 @@ class VectorGame:
         check_action_tensor(actions, (self.num_envs, self.n_players, *game.action_shape), "actions")
         if self.validate:
             game.validate_actions(actions)
-        state, rewards = game.step(self.state, actions.to(self.device), self.generator)
+        # the old state is let go as soon as the new one exists (and the finished episode's
+        # at an episode end as soon as it is observed), so its memory is free for the next
+        self.state, rewards = game.step(self.state, actions.to(self.device), self.generator)
         # every game starts together and has the same length, so one host-side counter
         # tells when they all end: no synchronisation with the device
         self._t += 1
@@ -127,12 +129,12 @@ class VectorGame:
         terminated = torch.zeros_like(truncated)
         info: dict[str, Any] = {}
         if done:
-            info["final_obs"] = game.observe_as(state, self.obs_dtype)
+            info["final_obs"] = game.observe_as(self.state, self.obs_dtype)
             info["_final_obs"] = truncated
-            state = game.reset(self.num_envs, self.generator, self.device)
+            self.state = None
+            self.state = game.reset(self.num_envs, self.generator, self.device)
             self._t = 0
-        self.state = state
-        return game.observe_as(state, self.obs_dtype), rewards, terminated, truncated, info
+        return game.observe_as(self.state, self.obs_dtype), rewards, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue these games exactly: the games' state (tensors, on
