@@ -4,6 +4,8 @@ trainers' fast path ``validate=False``) on the CPU at one batch size, timed like
 prints one JSON line.
 
     python benchmarks/_torch_coin.py BATCH SECONDS [OBS_DTYPE] [THREADS]
+
+``OBS_DTYPE`` "default" passes none to ``make_vec`` (for checkouts older than the option).
 """
 
 import json
@@ -17,7 +19,8 @@ import social_dilemmas
 
 def main(batch: int, seconds: float, obs_dtype: str, threads: int) -> None:
     torch.set_num_threads(threads)
-    vec = social_dilemmas.make_vec("coin_game", batch, validate=False, obs_dtype=obs_dtype)
+    kwargs = {} if obs_dtype == "default" else {"obs_dtype": obs_dtype}
+    vec = social_dilemmas.make_vec("coin_game", batch, validate=False, **kwargs)
     vec.reset(seed=0)
     gen = torch.Generator().manual_seed(1)
 

@@ -213,13 +213,12 @@ class CoinGame(BatchedGame[CoinGameState]):
 
     # -- rules --------------------------------------------------------------------------
     def init(self, noise) -> CoinGameState:
+        tables = self._tables(noise.device) if xp.is_torch(noise) else None
+        if tables is not None:
+            return self._init_looked_up(tables, noise)
         owner = xp.as_int(noise[:, 0] * 2).clip(max=1)
         pos = xp.as_int(noise[:, 1:3] * self.n_cells).clip(max=self.n_cells - 1)
-        tables = self._tables(pos.device) if xp.is_torch(pos) else None
-        if tables is not None:
-            coin = self._free_cell_looked_up(tables, noise[:, 3], pos)
-        else:
-            coin = _free_cell(noise[:, 3], pos, self.n_cells)
+        coin = _free_cell(noise[:, 3], pos, self.n_cells)
         return CoinGameState(t=xp.zeros_like_int(noise, (noise.shape[0],)), pos=pos, coin=coin, owner=owner)
 
     def _tables(self, device: torch.device) -> _Tables | None:
@@ -244,34 +243,52 @@ class CoinGame(BatchedGame[CoinGameState]):
         owner = lib.where(picked, 1 - state.owner, state.owner)
         return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=owner), rewards
 
+    def _init_looked_up(self, tables: _Tables, noise) -> CoinGameState:
+        """:meth:`init` on torch tensors, the state in one allocation (as :meth:`_transition_looked_up`)."""
+        b, n = noise.shape[0], self.n_cells
+        block = torch.empty(5 * b, dtype=torch.int64, device=noise.device)  # pos, coin, owner, t
+        scaled = noise[:, :3] * torch.tensor([2.0, n, n], device=noise.device)
+        owner = block[3 * b: 4 * b].copy_(scaled[:, 0]).clamp_(max=1)  # copy_ truncates, as as_int
+        pos = block[: 2 * b].view(b, 2).copy_(scaled[:, 1:]).clamp_(max=n - 1)
+        del scaled
+        coin = self._free_cell_looked_up(tables, noise[:, 3], pos, out=block[2 * b: 3 * b])
+        return CoinGameState(t=block[4 * b:].zero_(), pos=pos, coin=coin, owner=owner)
+
     def _transition_looked_up(self, tables: _Tables, state: CoinGameState, actions, u):
-        """:meth:`transition` from the tables: the same numbers in fewer kernels, the
-        temporaries reused in place (``out=``) so that a step allocates little besides its
-        results."""
-        scratch = state.pos * 4  # [B, 2] int64: the move's index, later the free-cell counts
-        scratch.add_(xp.as_int(actions))
-        pos = torch.index_select(xp.constant(self._next_flat, scratch, self._cache), 0, scratch.view(-1))
-        pos = pos.view(scratch.shape)
+        """:meth:`transition` from the tables: the same numbers in fewer kernels. The new
+        state's four tensors are views of one allocation, and the step's integer temporaries
+        of another, written in place (``out=``): two large blocks instead of a dozen
+        small ones, which the C allocator hands back to the system when freed instead of
+        keeping them in a fragmented heap."""
+        b = state.batch_size
+        block = torch.empty(5 * b, dtype=torch.int64, device=state.pos.device)  # pos, coin, owner, t
+        work = torch.empty(5 * b, dtype=torch.int64, device=state.pos.device)  # move (later counts), key, pair, j
+        move = torch.mul(state.pos, 4, out=work[: 2 * b].view(b, 2)).add_(xp.as_int(actions))
+        nxt = xp.constant(self._next_flat, move, self._cache)
+        pos = torch.index_select(nxt, 0, move.view(-1), out=block[: 2 * b]).view(b, 2)
         on_coin = pos == state.coin[:, None]  # [B, 2]
-        key = on_coin[:, 0] * 4  # on_0 * 4 + on_1 * 2 + owner
+        key = torch.mul(on_coin[:, 0], 4, out=work[2 * b: 3 * b])  # on_0 * 4 + on_1 * 2 + owner
         key.add_(on_coin[:, 1], alpha=2).add_(state.owner)
         del on_coin
         rewards = torch.index_select(tables.rewards, 0, key)
-        picked = key.ge_(2).bool()
-        coin = self._free_cell_looked_up(tables, u, pos, scratch)
+        picked = key >= 2
+        coin = self._free_cell_looked_up(tables, u, pos, work, out=block[2 * b: 3 * b])
         torch.where(picked, coin, state.coin, out=coin)
-        return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=state.owner ^ picked), rewards
+        owner = torch.bitwise_xor(state.owner, picked, out=block[3 * b: 4 * b])
+        t = torch.add(state.t, 1, out=block[4 * b:])
+        return CoinGameState(t=t, pos=pos, coin=coin, owner=owner), rewards
 
-    def _free_cell_looked_up(self, tables: _Tables, u, pos, scratch=None):
-        """:func:`_free_cell` from the tables (``scratch``: an int64 ``[B, 2]`` to reuse)."""
-        n = self.n_cells
-        pair = pos[:, 0] * n
-        pair.add_(pos[:, 1])
-        count = torch.index_select(tables.free_count, 0, pair, out=scratch) if scratch is not None else \
-            torch.index_select(tables.free_count, 0, pair)
-        j = (u * count[:, 0]).long()
+    def _free_cell_looked_up(self, tables: _Tables, u, pos, work=None, out=None):
+        """:func:`_free_cell` from the tables (``work``: int64 ``[5 B]`` to hold temporaries, its
+        first 2 B and last 2 B are written; ``out``: int64 ``[B]`` for the result)."""
+        n, b = self.n_cells, pos.shape[0]
+        if work is None:
+            work = torch.empty(5 * b, dtype=torch.int64, device=pos.device)
+        pair = torch.mul(pos[:, 0], n, out=work[3 * b: 4 * b]).add_(pos[:, 1])
+        count = torch.index_select(tables.free_count, 0, pair, out=work[: 2 * b].view(b, 2))
+        j = work[4 * b:].copy_(u * count[:, 0])  # copy_ truncates, as .long()
         torch.minimum(j, count[:, 1], out=j)
-        return torch.index_select(tables.free, 0, pair.mul_(n).add_(j))
+        return torch.index_select(tables.free, 0, pair.mul_(n).add_(j), out=out)
 
     def _targets(self, state: CoinGameState):
         """Per game, player and channel the cell lit in that plane (-1: none), int64 ``[B, 2, 4]``:
