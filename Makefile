@@ -58,6 +58,8 @@ reproduce-negotiation: $(STAMP)
 
 bench: $(STAMP) .venv-bench/.installed
 	$(PY) benchmarks/env_throughput.py --jax-python .venv-bench/bin/python
+	$(PY) benchmarks/compare_jaxmarl.py --jax-python .venv-bench/bin/python
+	$(PY) benchmarks/memory.py
 	$(PY) benchmarks/render_speed.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/commons_harvest_speed.py

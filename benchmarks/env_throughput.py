@@ -3,28 +3,30 @@
 For each game:
   * env-steps per second of the batched view (``make_vec``) at B = 1, 4096 and 65536 on
     the CPU, and on CUDA when present (an env-step is one joint move of one game; random
-    actions are drawn inside the timed loop, as in the JaxMARL reference);
+    actions are drawn inside the timed loop, as in the JaxMARL reference); float32
+    observations, and the Coin Game's and the IPD's uint8 ones (the trainers');
   * the time of one step of the PettingZoo view;
-  * the memory per game (state + observations + rewards) and for one million Coin Games.
+  * the bytes per game the tensors hold (state + observations + rewards). The process's
+    peak memory, which is what a machine must have, is ``benchmarks/memory.py``'s.
 
 References measured in the same run:
-  * JaxMARL's Coin Game, vmapped and jitted on the same CPU at B = 4096 (runs in the
-    interpreter given by ``--jax-python``; ``make bench`` builds ``.venv-bench`` for it);
+  * JaxMARL's Coin Game, vmapped and jitted on the same CPU at B = 4096, in interleaved
+    pairs with the same threads on both sides (``compare_jaxmarl.py``, whose own run also
+    covers B = 65536; the interpreter given by ``--jax-python``, ``make bench`` builds
+    ``.venv-bench`` for it);
   * PettingZoo's own ``rps_v2`` parallel env (one step).
 
-Targets: batched Coin Game at B = 4096 at least 3x JaxMARL's env-steps per second; a
-PettingZoo-view step of IPD and Coin Game no slower than ``rps_v2``'s; one million Coin
-Games, observations included, within 1 GiB of device memory.
+Targets: batched Coin Game at B = 4096 at least 4x JaxMARL's env-steps per second (median,
+one thread each); a PettingZoo-view step of IPD and Coin Game no slower than ``rps_v2``'s.
 
-Usage: ``python benchmarks/env_throughput.py [--seconds 2] [--jax-python PATH]``
+Usage: ``python benchmarks/env_throughput.py [--seconds 2] [--threads 1] [--pairs 3] [--jax-python PATH]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,6 +35,9 @@ import numpy as np
 import torch
 
 import social_dilemmas
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare_jaxmarl  # noqa: E402  (the benchmark next to this one)
 
 GAMES = ("ipd", "coin_game", "negotiation")
 BATCHES = (1, 4096, 65536)
@@ -60,9 +65,9 @@ def random_actions(game, batch: int, device, gen):
     return torch.rand((*shape, *game.action_shape), device=device, generator=gen) * float(game.action_space().high[0])
 
 
-def batched_steps_per_second(name: str, batch: int, device: str, seconds: float) -> float:
+def batched_steps_per_second(name: str, batch: int, device: str, seconds: float, obs_dtype: str = "float32") -> float:
     # the trainers' path: actions valid by construction, not checked (as JaxMARL does not check them)
-    vec = social_dilemmas.make_vec(name, batch, device=device, validate=False)
+    vec = social_dilemmas.make_vec(name, batch, device=device, validate=False, obs_dtype=obs_dtype)
     vec.reset(seed=0)
     gen = torch.Generator(device=device)
     gen.manual_seed(0)
@@ -95,58 +100,37 @@ def pettingzoo_step_seconds(env, seconds: float) -> float:
     return timed(step, seconds)
 
 
-def bytes_per_game(name: str, batch: int, device: str) -> tuple[float, int]:
-    """(bytes per game of state + obs + rewards, peak device bytes for ``batch`` games on CUDA or tensor bytes on CPU)."""
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    vec = social_dilemmas.make_vec(name, batch, device=device, validate=False)
-    obs, _ = vec.reset(seed=0)
+def bytes_per_game(name: str, batch: int, device: str, obs_dtype: str = "float32") -> float:
+    """Bytes per game the tensors hold after a step: state + observations + rewards."""
+    vec = social_dilemmas.make_vec(name, batch, device=device, validate=False, obs_dtype=obs_dtype)
+    vec.reset(seed=0)
     acts = torch.zeros((batch, vec.n_players, *vec.game.action_shape), dtype=vec.game.action_dtype, device=device)
     obs, rewards, *_ = vec.step(acts)
-    state = vec.state
-    tensors = [getattr(state, f) for f in state.__dataclass_fields__] + [obs, rewards]
-    total = sum(t.numel() * t.element_size() for t in tensors)
-    peak = torch.cuda.max_memory_allocated() - base if device == "cuda" else total
-    del vec, obs, rewards, state, tensors
-    return total / batch, peak
-
-
-def jaxmarl_reference(python: str | None, seconds: float) -> dict | None:
-    if python is None or not Path(python).exists():
-        return None
-    script = Path(__file__).with_name("_jaxmarl_coin.py")
-    env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run([python, str(script), "4096", str(seconds)], capture_output=True, text=True, env=env)
-    for line in out.stdout.splitlines():
-        if line.startswith("{"):
-            return json.loads(line)
-    print(f"JaxMARL reference failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-    return None
+    tensors = [getattr(vec.state, f) for f in vec.state.__dataclass_fields__] + [obs, rewards]
+    return sum(t.numel() * t.element_size() for t in tensors) / batch
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     ap.add_argument("--jax-python", default=".venv-bench/bin/python", help="interpreter with jaxmarl installed")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, and XLA's in the reference (default 1)")
+    ap.add_argument("--pairs", type=int, default=3, help="interleaved pairs against JaxMARL")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {os.cpu_count()} cores"
           + (f", CUDA: {torch.cuda.get_device_name()}" if "cuda" in devices else ", no CUDA"))
 
     print("\n== Batched view (make_vec): env-steps per second")
-    header = f"{'game':<12}{'device':<8}" + "".join(f"{'B=' + str(b):>14}" for b in BATCHES)
+    header = f"{'game':<12}{'obs':<9}{'device':<8}" + "".join(f"{'B=' + str(b):>14}" for b in BATCHES)
     print(header)
-    results = {}
     for device in devices:
         for name in GAMES:
-            row = [batched_steps_per_second(name, b, device, args.seconds) for b in BATCHES]
-            results[(name, device)] = row
-            print(f"{name:<12}{device:<8}" + "".join(f"{v:>14,.0f}" for v in row))
+            game = social_dilemmas.make_game(name)
+            for dtype in ("float32", *(str(d).removeprefix("torch.") for d in game.compact_obs_dtypes)):
+                row = [batched_steps_per_second(name, b, device, args.seconds, dtype) for b in BATCHES]
+                print(f"{name:<12}{dtype:<9}{device:<8}" + "".join(f"{v:>14,.0f}" for v in row))
 
     print("\n== PettingZoo view: time per step (one game, numpy)")
     from pettingzoo.classic import rps_v2
@@ -158,25 +142,25 @@ def main() -> None:
         pz[name] = pettingzoo_step_seconds(social_dilemmas.parallel_env(name), args.seconds)
         print(f"{name:<22}{pz[name] * 1e6:>9.1f} us   {rps / pz[name]:>5.2f}x rps_v2's speed")
 
-    print("\n== Memory")
+    print("\n== Tensor bytes per game (state + observations + rewards; peak process memory: benchmarks/memory.py)")
     for name in GAMES:
-        per_game, _ = bytes_per_game(name, 4096, "cpu")
-        print(f"{name:<12} {per_game:>6.0f} bytes per game (state + observations + rewards)")
-    for device in devices:
-        _, peak = bytes_per_game("coin_game", 1_000_000, device)
-        kind = "peak allocated" if device == "cuda" else "tensor bytes"
-        print(f"1,000,000 Coin Games on {device}: {peak / 2**30:.3f} GiB ({kind})   target <= 1 GiB")
+        game = social_dilemmas.make_game(name)
+        for dtype in ("float32", *(str(d).removeprefix("torch.") for d in game.compact_obs_dtypes)):
+            print(f"{name:<12} obs {dtype:<8} {bytes_per_game(name, 4096, 'cpu', dtype):>6.0f} bytes per game")
 
     print("\n== References and targets")
-    jax = jaxmarl_reference(args.jax_python, args.seconds)
-    coin_cpu = results[("coin_game", "cpu")][1]
-    if jax is None:
+    if not Path(args.jax_python).exists():
         print(f"JaxMARL reference not run (no interpreter at {args.jax_python}; `make bench` installs one)")
     else:
-        ratio = coin_cpu / jax["steps_per_s"]
-        print(f"JaxMARL Coin Game (jax {jax['jax']}, vmap+jit, CPU, B=4096): {jax['steps_per_s']:,.0f} env-steps/s")
-        print(f"ours, Coin Game, CPU, B=4096: {coin_cpu:,.0f} env-steps/s = {ratio:.2f}x JaxMARL   target >= 3x  "
-              + ("PASS" if ratio >= 3 else "MISS"))
+        res = compare_jaxmarl.pairs(4096, args.pairs, args.seconds, args.threads, 0, args.jax_python)
+        jax = res["jaxmarl"]
+        print(f"JaxMARL Coin Game (vmap+jit, CPU, B=4096, {args.threads} thread(s) each side, pinned to core 0, "
+              f"{args.pairs} interleaved pairs): {statistics.median(jax):,.0f} env-steps/s")
+        for dtype in compare_jaxmarl.OURS:
+            ratios = [a / b for a, b in zip(res[f"ours {dtype}"], jax)]
+            met = statistics.median(ratios) >= compare_jaxmarl.TARGETS[4096]
+            print(f"ours, obs {dtype}: {statistics.median(res[f'ours {dtype}']):,.0f} env-steps/s = "
+                  f"{compare_jaxmarl.summary(ratios)} JaxMARL   target >= 4x  " + ("PASS" if met else "MISS"))
     for name in ("ipd", "coin_game"):
         ok = pz[name] <= rps
         print(f"PettingZoo view {name}: {pz[name] * 1e6:.1f} us vs rps_v2 {rps * 1e6:.1f} us   target <= rps_v2  "

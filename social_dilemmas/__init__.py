@@ -97,7 +97,8 @@ def single_agent_env(name: str, opponent: Any = "random", render_mode: str | Non
     return SingleAgentEnv(make_game(name, **kwargs), opponent=opponent, render_mode=render_mode)
 
 
-def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = True, **kwargs: Any):
+def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = True, obs_dtype: Any = None,
+             **kwargs: Any):
     """The batched view of ``num_envs`` games of ``name``: every player of every game at once,
     torch tensors on ``device`` (:class:`VectorGame`; for Commons Harvest Open, worker
     processes behind the same interface: :class:`~social_dilemmas.commons_harvest.CommonsHarvestVec`).
@@ -112,13 +113,21 @@ def make_vec(name: str, num_envs: int, device: Any = "cpu", validate: bool = Tru
     whose actions are valid by construction (no check of the values, no wait for the
     device; see :class:`VectorGame`). Actions are torch tensors of integers or floats in
     both: bools, complex numbers, numpy arrays and lists are refused. Commons Harvest Open
-    checks its actions in its workers whatever ``validate`` says."""
+    checks its actions in its workers whatever ``validate`` says.
+
+    ``obs_dtype``: None (default) gives each game's own, float32 for the batched games and
+    uint8 images for Commons Harvest Open; ``"uint8"`` gives the Coin Game's and the IPD's
+    0/1 observations in a quarter of the bytes (see :class:`VectorGame`)."""
     validate = check_flag("validate", validate)
     if name in MELTINGPOT_ENV_IDS:
+        if obs_dtype is not None and str(obs_dtype).removeprefix("torch.") != "uint8":
+            raise ValueError(f"obs_dtype must be None or 'uint8' for {name} (its observations are uint8 images), "
+                             f"got {obs_dtype!r}")
         from social_dilemmas.commons_harvest import CommonsHarvestVec
 
         return CommonsHarvestVec(num_envs, device=device, **kwargs)
-    return VectorGame(make_game(name, **kwargs), num_envs, device=device, validate=validate)
+    return VectorGame(make_game(name, **kwargs), num_envs, device=device, validate=validate,
+                      obs_dtype="float32" if obs_dtype is None else obs_dtype)
 
 
 def spec(name: str, **kwargs: Any):

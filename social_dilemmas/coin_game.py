@@ -26,6 +26,7 @@ MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))
 ACTION_NAMES = ("left", "right", "up", "down")
 _PLAYERS = np.array([0, 1], dtype=np.int64)
 _SWAP = [1, 0]
+_PLAYERS_CACHE: dict = {}
 
 
 @dataclasses.dataclass
@@ -58,6 +59,51 @@ def _free_cell(u, pos, n_cells: int):
     return cell + xp.as_int((cell >= hi) & distinct)
 
 
+def _coin_rewards(on_coin, owner, penalty: float):
+    """float32 ``[B, 2]``: +1 to every player on the coin (``on_coin`` bool ``[B, 2]``), and
+    ``penalty`` to the coin's ``owner`` ``[B]`` if the other player is on it."""
+    is_owner = owner[:, None] == xp.constant(_PLAYERS, owner, _PLAYERS_CACHE)
+    stolen = (on_coin & ~is_owner).any(1)[:, None]
+    return xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * penalty
+
+
+class _Tables:
+    """The rules above evaluated once on every input, so that a torch step looks results up
+    (one gather each) instead of computing them in a dozen small kernels:
+
+    * ``rewards[on_0 * 4 + on_1 * 2 + owner]``: :func:`_coin_rewards`, float32 ``[8, 2]``;
+    * ``free_count[p0 * n + p1]``: (number of free cells, minus one), int64 ``[n * n, 2]``;
+      ``free[(p0 * n + p1) * n + j]``: the ``j``-th free cell (:func:`_free_cell`), int64;
+    * ``obs[((p0 * n + p1) * n + coin) * 2 + owner]``: both players' planes of that state
+      (:meth:`CoinGame._targets`), ``[2 n^3, 8 n]`` per dtype, made on first use.
+    """
+
+    def __init__(self, game: CoinGame, device: torch.device):
+        n = game.n_cells
+        on = np.array([[a, b] for a in (0, 1) for b in (0, 1) for _ in (0, 1)], dtype=bool)
+        owner = np.array([0, 1] * 4, dtype=np.int64)
+        self.rewards = torch.as_tensor(_coin_rewards(on, owner, game.penalty), device=device)
+        pairs = np.stack(np.divmod(np.arange(n * n), n), axis=1)  # [n * n, 2]: (p0, p1)
+        n_free = n - 1 - (pairs[:, 0] != pairs[:, 1])
+        self.free_count = torch.as_tensor(np.stack((n_free, n_free - 1), axis=1), device=device)
+        # the j-th free cell: the rule's own function at noise u = (j + 1/2) / n_free
+        j = np.arange(n)[None, :]
+        u = ((np.minimum(j, n_free[:, None] - 1) + 0.5) / n_free[:, None]).astype(np.float32)
+        free = _free_cell(u.reshape(-1), np.repeat(pairs, n, axis=0), n)
+        self.free = torch.as_tensor(free, device=device)
+        self.game, self.device, self.obs = game, device, {}
+
+    def observations(self, dtype: torch.dtype) -> torch.Tensor:
+        table = self.obs.get(dtype)
+        if table is None:
+            n = self.game.n_cells
+            p0, p1, coin, owner = (a.reshape(-1) for a in np.meshgrid(*(np.arange(k) for k in (n, n, n, 2)), indexing="ij"))
+            states = CoinGameState(t=np.zeros_like(p0), pos=np.stack((p0, p1), axis=1), coin=coin, owner=owner)
+            planes = self.game._targets(states)[..., None] == np.arange(n)
+            table = self.obs[dtype] = torch.as_tensor(planes.reshape(len(p0), 8 * n), device=self.device).to(dtype)
+        return table
+
+
 class CoinGame(BatchedGame[CoinGameState]):
     """Coin Game (Lerer & Peysakhovich 2017; Foerster et al. 2018, LOLA).
 
@@ -81,7 +127,9 @@ class CoinGame(BatchedGame[CoinGameState]):
     ## Observation space
     ``Box(0, 1, (4, size, size), float32)`` per player: four binary planes from the
     player's own point of view (every player sees itself in channel 0). The view is not
-    re-centred on the player.
+    re-centred on the player. The batched view can give the same planes as uint8
+    (``make_vec(..., obs_dtype="uint8")``, a ``Box(0, 1, ..., uint8)``): 36 bytes per
+    player instead of 144; the trainers use it.
 
     | Channel | Plane                        |
     |---------|------------------------------|
@@ -124,6 +172,7 @@ class CoinGame(BatchedGame[CoinGameState]):
     action_kind = "discrete"
     reset_noise_size = 4
     step_noise_size = 1
+    compact_obs_dtypes = (torch.uint8,)
 
     def __init__(self, size: int = 3, penalty: float = -2.0, max_steps: int = 16):
         self.size = check_positive_int("size", size, minimum=2)
@@ -138,6 +187,9 @@ class CoinGame(BatchedGame[CoinGameState]):
         self._next_flat = nxt.reshape(-1).astype(np.int64)
         self._cache: dict = {}
         self._cache_players: dict = {}
+        self._cells = np.arange(self.n_cells, dtype=np.int64)
+        self._cache_cells: dict = {}
+        self._tables_on: dict = {}
         self._obs_space = gymnasium.spaces.Box(0.0, 1.0, (4, self.size, self.size), np.float32)
         self._act_space = gymnasium.spaces.Discrete(4)
 
@@ -161,32 +213,113 @@ class CoinGame(BatchedGame[CoinGameState]):
 
     # -- rules --------------------------------------------------------------------------
     def init(self, noise) -> CoinGameState:
+        tables = self._tables(noise.device) if xp.is_torch(noise) else None
+        if tables is not None:
+            return self._init_looked_up(tables, noise)
         owner = xp.as_int(noise[:, 0] * 2).clip(max=1)
         pos = xp.as_int(noise[:, 1:3] * self.n_cells).clip(max=self.n_cells - 1)
         coin = _free_cell(noise[:, 3], pos, self.n_cells)
         return CoinGameState(t=xp.zeros_like_int(noise, (noise.shape[0],)), pos=pos, coin=coin, owner=owner)
 
+    def _tables(self, device: torch.device) -> _Tables | None:
+        """The looked-up rules on ``device`` (None for boards over 64 cells: tables too big)."""
+        if self.n_cells > 64:
+            return None
+        tables = self._tables_on.get(device)
+        if tables is None:
+            tables = self._tables_on[device] = _Tables(self, device)
+        return tables
+
     def transition(self, state: CoinGameState, actions, noise) -> tuple[CoinGameState, Any]:
         lib = xp.lib(state.pos)
+        tables = self._tables(state.pos.device) if xp.is_torch(state.pos) else None
+        if tables is not None:  # the same rules, looked up
+            return self._transition_looked_up(tables, state, actions, noise[:, 0])
         pos = xp.constant(self._next_flat, state.pos, self._cache)[state.pos * 4 + xp.as_int(actions)]
         on_coin = pos == state.coin[:, None]  # [B, 2]
-        is_owner = state.owner[:, None] == xp.constant(_PLAYERS, pos, self._cache_players)
-        stolen = (on_coin & ~is_owner).any(1)[:, None]
-        rewards = xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * self.penalty
+        rewards = _coin_rewards(on_coin, state.owner, self.penalty)
         picked = on_coin.any(1)
         coin = lib.where(picked, _free_cell(noise[:, 0], pos, self.n_cells), state.coin)
         owner = lib.where(picked, 1 - state.owner, state.owner)
         return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=owner), rewards
 
+    def _init_looked_up(self, tables: _Tables, noise) -> CoinGameState:
+        """:meth:`init` on torch tensors, the state in one allocation (as :meth:`_transition_looked_up`)."""
+        b, n = noise.shape[0], self.n_cells
+        block = torch.empty(5 * b, dtype=torch.int64, device=noise.device)  # pos, coin, owner, t
+        scaled = noise[:, :3] * torch.tensor([2.0, n, n], device=noise.device)
+        owner = block[3 * b: 4 * b].copy_(scaled[:, 0]).clamp_(max=1)  # copy_ truncates, as as_int
+        pos = block[: 2 * b].view(b, 2).copy_(scaled[:, 1:]).clamp_(max=n - 1)
+        del scaled
+        coin = self._free_cell_looked_up(tables, noise[:, 3], pos, out=block[2 * b: 3 * b])
+        return CoinGameState(t=block[4 * b:].zero_(), pos=pos, coin=coin, owner=owner)
+
+    def _transition_looked_up(self, tables: _Tables, state: CoinGameState, actions, u):
+        """:meth:`transition` from the tables: the same numbers in fewer kernels. The new
+        state's four tensors are views of one allocation, and the step's integer temporaries
+        of another, written in place (``out=``): two large blocks instead of a dozen small
+        ones. At a million games glibc maps each block on its own and returns it when freed,
+        where a dozen small ones fragment its heap (``benchmarks/memory.py``: the peak falls
+        by about 0.1 GiB)."""
+        b = state.batch_size
+        block = torch.empty(5 * b, dtype=torch.int64, device=state.pos.device)  # pos, coin, owner, t
+        work = torch.empty(5 * b, dtype=torch.int64, device=state.pos.device)  # move (later counts), key, pair, j
+        move = torch.mul(state.pos, 4, out=work[: 2 * b].view(b, 2)).add_(xp.as_int(actions))
+        nxt = xp.constant(self._next_flat, move, self._cache)
+        pos = torch.index_select(nxt, 0, move.view(-1), out=block[: 2 * b]).view(b, 2)
+        on_coin = pos == state.coin[:, None]  # [B, 2]
+        key = torch.mul(on_coin[:, 0], 4, out=work[2 * b: 3 * b])  # on_0 * 4 + on_1 * 2 + owner
+        key.add_(on_coin[:, 1], alpha=2).add_(state.owner)
+        del on_coin
+        rewards = torch.index_select(tables.rewards, 0, key)
+        picked = key >= 2
+        coin = self._free_cell_looked_up(tables, u, pos, work, out=block[2 * b: 3 * b])
+        torch.where(picked, coin, state.coin, out=coin)
+        owner = torch.bitwise_xor(state.owner, picked, out=block[3 * b: 4 * b])
+        t = torch.add(state.t, 1, out=block[4 * b:])
+        return CoinGameState(t=t, pos=pos, coin=coin, owner=owner), rewards
+
+    def _free_cell_looked_up(self, tables: _Tables, u, pos, work=None, out=None):
+        """:func:`_free_cell` from the tables (``work``: int64 ``[5 B]`` to hold temporaries, its
+        first 2 B and last 2 B are written; ``out``: int64 ``[B]`` for the result)."""
+        n, b = self.n_cells, pos.shape[0]
+        if work is None:
+            work = torch.empty(5 * b, dtype=torch.int64, device=pos.device)
+        pair = torch.mul(pos[:, 0], n, out=work[3 * b: 4 * b]).add_(pos[:, 1])
+        count = torch.index_select(tables.free_count, 0, pair, out=work[: 2 * b].view(b, 2))
+        j = work[4 * b:].copy_(u * count[:, 0])  # copy_ truncates, as .long()
+        torch.minimum(j, count[:, 1], out=j)
+        return torch.index_select(tables.free, 0, pair.mul_(n).add_(j), out=out)
+
+    def _targets(self, state: CoinGameState):
+        """Per game, player and channel the cell lit in that plane (-1: none), int64 ``[B, 2, 4]``:
+        my cell, the other's cell, the coin in plane 2 if it is mine, else in plane 3."""
+        lib, pos, coin = xp.lib(state.pos), state.pos, state.coin[:, None]
+        mine = state.owner[:, None] == xp.constant(_PLAYERS, pos, self._cache_players)  # [B, 2]
+        return lib.stack((pos, pos[:, _SWAP], lib.where(mine, coin, -1), lib.where(mine, -1, coin)), axis=2)
+
     def observe(self, state: CoinGameState):
-        lib, b, n = xp.lib(state.pos), state.batch_size, self.n_cells
-        pos, coin = state.pos, state.coin
-        # per player the flat indices of [my cell, other's cell, coin cell] in its 4 planes;
-        # the coin goes to plane 3 instead of 2 for the player who does not own it
-        not_mine = state.owner[:, None] != xp.constant(_PLAYERS, pos, self._cache_players)
-        coin_idx = coin[:, None] + 2 * n + n * xp.as_int(not_mine)  # [B, 2]
-        idx = lib.stack((pos, pos[:, _SWAP] + n, coin_idx), axis=2)  # [B, 2, 3]
-        return xp.one_hot_rows(idx, 4 * n).reshape(b, 2, 4, self.size, self.size)
+        if xp.is_torch(state.pos):
+            return self.observe_as(state, torch.float32)
+        planes = self._targets(state)[..., None] == xp.constant(self._cells, state.pos, self._cache_cells)
+        return xp.as_float(planes).reshape(state.batch_size, 2, 4, self.size, self.size)
+
+    def observe_as(self, state: CoinGameState, dtype: torch.dtype) -> torch.Tensor:
+        """The observations (torch tensors) in ``dtype`` (float32 or uint8): on boards of up
+        to 16 cells each game's row of a table of every state's planes; on larger ones one
+        comparison of every plane's lit cell with every cell."""
+        tables = self._tables(state.pos.device) if self.n_cells <= 16 else None
+        if tables is not None:
+            n, pos = self.n_cells, state.pos
+            key = pos[:, 0] * (2 * n * n)  # ((p0 * n + p1) * n + coin) * 2 + owner
+            key.add_(pos[:, 1], alpha=2 * n).add_(state.coin, alpha=2).add_(state.owner)
+            # rows of 8n (uint8) or 32n (float32) bytes, copied as int64 words: fewer elements
+            out = torch.index_select(tables.observations(dtype).view(torch.int64), 0, key)
+            return out.view(dtype).view(state.batch_size, 2, 4, self.size, self.size)
+        target = self._targets(state).unsqueeze(-1)  # [B, 2, 4, 1]
+        out = torch.empty((state.batch_size, 2, 4, self.n_cells), dtype=dtype, device=target.device)
+        torch.eq(target, xp.constant(self._cells, target, self._cache_cells), out=out)
+        return out.view(state.batch_size, 2, 4, self.size, self.size)
 
     def validate_actions(self, actions: torch.Tensor) -> None:
         check_discrete_actions(actions, 4, "0 (left), 1 (right), 2 (up), 3 (down)")

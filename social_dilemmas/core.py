@@ -32,6 +32,7 @@ __all__ = [
     "check_flag",
     "check_action_tensor",
     "check_real_numbers",
+    "check_obs_dtype",
 ]
 
 #: The one rule for the type of an action, the same in every view (PettingZoo, Gymnasium,
@@ -100,6 +101,10 @@ class BatchedGame(Generic[S]):
     * ``observe(state) -> obs``: float32 ``[B, n_players, *obs_shape]``, each player's
       view from its own side.
 
+    Games whose observations are 0/1 planes list ``compact_obs_dtypes`` (``torch.uint8``):
+    :meth:`observe_as` gives the same values in that dtype, 4 times fewer bytes than float32
+    (the batched view's ``obs_dtype``).
+
     The game never terminates on its own; the views truncate after ``max_steps``.
     """
 
@@ -114,6 +119,8 @@ class BatchedGame(Generic[S]):
     #: uniform numbers per game consumed by ``init`` and by ``transition``
     reset_noise_size: int = 0
     step_noise_size: int = 0
+    #: dtypes besides float32 that hold every observation exactly (0/1 planes: ``torch.uint8``)
+    compact_obs_dtypes: ClassVar[tuple[torch.dtype, ...]] = ()
 
     # -- spaces -------------------------------------------------------------------------
     def observation_space(self) -> gymnasium.spaces.Box:
@@ -145,6 +152,13 @@ class BatchedGame(Generic[S]):
 
     def observe(self, state: S) -> Any:
         raise NotImplementedError
+
+    def observe_as(self, state: S, dtype: torch.dtype) -> torch.Tensor:
+        """``observe(state)`` (torch tensors) in ``dtype``: ``torch.float32`` or one of
+        ``compact_obs_dtypes``, the same values. The default converts float32 observations;
+        a game may build them in the compact dtype directly."""
+        obs = self.observe(state)
+        return obs if dtype == torch.float32 else obs.to(dtype)
 
     # -- conveniences built on the rules ------------------------------------------------
     def reset(
@@ -309,6 +323,25 @@ def check_device(device: Any, name: str = "device") -> torch.device:
     if not ok:
         raise ValueError(f"{name} {device!r} is not available in this process; {allowed}")
     return dev
+
+
+def check_obs_dtype(game: BatchedGame, value: Any, name: str = "obs_dtype") -> torch.dtype:
+    """``value`` (a torch or numpy dtype, or its name such as ``"uint8"``) as the torch dtype
+    of ``game``'s observations: ``torch.float32`` or one of ``game.compact_obs_dtypes``;
+    otherwise a ``ValueError`` naming ``name`` and the allowed values."""
+    allowed = {str(d).removeprefix("torch."): d for d in (torch.float32, *game.compact_obs_dtypes)}
+    if isinstance(value, torch.dtype):
+        key = str(value).removeprefix("torch.")
+    elif isinstance(value, str):
+        key = value
+    else:
+        try:  # a numpy dtype or scalar type
+            key = np.dtype(value).name if isinstance(value, np.dtype) or issubclass(value, np.generic) else None
+        except TypeError:
+            key = None
+    if key not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)} for {game.name}, got {value!r}")
+    return allowed[key]
 
 
 def check_flag(name: str, value: Any) -> bool:

@@ -66,7 +66,8 @@ class IPD(BatchedGame[IPDState]):
     ## Observation space
     ``Box(0, 1, (4,), float32)`` per player, from the player's own point of view: the
     one-hot of the last round. All zeros at the first step (no round played yet); a
-    recurrent policy provides memory of longer histories.
+    recurrent policy provides memory of longer histories. The batched view can give them as
+    uint8 (``make_vec(..., obs_dtype="uint8")``).
 
     | Index | Observation         |
     |-------|---------------------|
@@ -101,6 +102,7 @@ class IPD(BatchedGame[IPDState]):
     name = "ipd"
     title = "Iterated Prisoner's Dilemma"
     action_kind = "discrete"
+    compact_obs_dtypes = (torch.uint8,)
 
     def __init__(self, payoff: Any = DEFAULT_PAYOFF, max_steps: int = 16):
         allowed = f"a 2x2 matrix [[R, S], [T, P]] of finite numbers of at most {_FLOAT32_MAX:.3g} in size"
@@ -150,12 +152,18 @@ class IPD(BatchedGame[IPDState]):
         return IPDState(t=state.t + 1, last=a), rewards
 
     def observe(self, state: IPDState):
+        return xp.as_float(self._one_hot(state))
+
+    def observe_as(self, state: IPDState, dtype: torch.dtype) -> torch.Tensor:
+        """The observations in ``dtype`` (float32 or uint8) from the same one-hot comparison."""
+        return self._one_hot(state).to(dtype)
+
+    def _one_hot(self, state: IPDState):
         last = state.last
         # [B, 2 (player), 2 (me, other)] from each player's side, one-hot over {C, D};
         # the -1 of "no round yet" matches neither, giving all zeros
         sides = xp.lib(last).stack((last, last[:, _SWAP]), axis=1)
-        one_hot = sides[..., None] == xp.constant(_ACTIONS, last, self._cache_actions)
-        return xp.as_float(one_hot.reshape(state.batch_size, 2, 4))
+        return (sides[..., None] == xp.constant(_ACTIONS, last, self._cache_actions)).reshape(state.batch_size, 2, 4)
 
     def action_metrics(self, actions: torch.Tensor) -> dict[str, float]:
         """``{"cooperation": the fraction of cooperative moves}``."""

@@ -5,10 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 
-from social_dilemmas.core import BatchedGame, GameState, check_action_tensor, check_device, check_flag
+from social_dilemmas.core import (
+    BatchedGame,
+    GameState,
+    check_action_tensor,
+    check_device,
+    check_flag,
+    check_obs_dtype,
+)
 from social_dilemmas.parallel import new_generator
 
 __all__ = ["VectorGame"]
@@ -18,9 +26,10 @@ class VectorGame:
     """``num_envs`` copies of a game stepped together in tensors on one device.
 
     ``step(actions)`` takes a torch tensor ``[num_envs, n_players, *action_shape]`` and
-    returns ``(obs, rewards, terminated, truncated, info)`` with ``obs`` float32
-    ``[num_envs, n_players, *obs_shape]``, ``rewards`` float32 ``[num_envs, n_players]``
-    and the two flags bool ``[num_envs]``. Everything stays on ``device``.
+    returns ``(obs, rewards, terminated, truncated, info)`` with ``obs``
+    ``[num_envs, n_players, *obs_shape]`` (float32, or ``obs_dtype``), ``rewards`` float32
+    ``[num_envs, n_players]`` and the two flags bool ``[num_envs]``. Everything stays on
+    ``device``. Every call returns new tensors: a caller may keep them.
 
     Actions: the type, dtype and shape are always checked (on the host, free): a torch
     tensor of integers or floats; bools, complex numbers and numpy arrays or lists are
@@ -56,9 +65,15 @@ class VectorGame:
             when CUDA is available, ``"mps"`` on Apple silicon), or a ``ValueError`` lists those.
         validate: ``True`` (default) checks every action's values; ``False`` is the
             trainers' fast path (see above). Anything but a bool is refused.
+        obs_dtype: ``"float32"`` (default) or, for games whose observations are 0/1 planes
+            (the Coin Game, the IPD: ``game.compact_obs_dtypes``), ``"uint8"``: the same values
+            in a quarter of the bytes (a torch or numpy dtype is accepted too). A network
+            converts them to float itself (the trainers' networks do). ``observation_space``
+            then says ``uint8``. Other values: a ``ValueError`` lists the allowed ones.
     """
 
-    def __init__(self, game: BatchedGame, num_envs: int, device: torch.device | str = "cpu", validate: bool = True):
+    def __init__(self, game: BatchedGame, num_envs: int, device: torch.device | str = "cpu", validate: bool = True,
+                 obs_dtype: Any = "float32"):
         if not isinstance(game, BatchedGame):
             raise TypeError(f"game must be a BatchedGame (IPD, CoinGame, Negotiation), got {type(game).__name__}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -70,14 +85,20 @@ class VectorGame:
         self.validate = check_flag("validate", validate)
         self.n_players = game.n_players
         self.max_steps = game.max_steps
-        self.observation_space = game.observation_space()
+        self.obs_dtype = check_obs_dtype(game, obs_dtype)
+        space = game.observation_space()
+        if self.obs_dtype != torch.float32:
+            np_dtype = torch.empty((), dtype=self.obs_dtype).numpy().dtype
+            space = gymnasium.spaces.Box(space.low.astype(np_dtype), space.high.astype(np_dtype), space.shape, np_dtype)
+        self.observation_space = space
         self.action_space = game.action_space()
         self.generator = new_generator(None, self.device)
         self.state: GameState | None = None
         self._t = 0
 
     def __repr__(self) -> str:
-        return f"VectorGame({self.game!r}, num_envs={self.num_envs}, device={str(self.device)!r})"
+        dtype = "" if self.obs_dtype == torch.float32 else f", obs_dtype={str(self.obs_dtype).removeprefix('torch.')!r}"
+        return f"VectorGame({self.game!r}, num_envs={self.num_envs}, device={str(self.device)!r}{dtype})"
 
     @torch.no_grad()
     def reset(self, seed: int | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -86,7 +107,7 @@ class VectorGame:
             self.generator = new_generator(seed, self.device)
         self.state = self.game.reset(self.num_envs, self.generator, self.device)
         self._t = 0
-        return self.game.observe(self.state), {}
+        return self.game.observe_as(self.state, self.obs_dtype), {}
 
     @torch.no_grad()
     def step(self, actions: torch.Tensor):
@@ -97,7 +118,9 @@ class VectorGame:
         check_action_tensor(actions, (self.num_envs, self.n_players, *game.action_shape), "actions")
         if self.validate:
             game.validate_actions(actions)
-        state, rewards = game.step(self.state, actions.to(self.device), self.generator)
+        # the old state is let go as soon as the new one exists (and the finished episode's
+        # at an episode end as soon as it is observed), so its memory is free for the next
+        self.state, rewards = game.step(self.state, actions.to(self.device), self.generator)
         # every game starts together and has the same length, so one host-side counter
         # tells when they all end: no synchronisation with the device
         self._t += 1
@@ -106,12 +129,12 @@ class VectorGame:
         terminated = torch.zeros_like(truncated)
         info: dict[str, Any] = {}
         if done:
-            info["final_obs"] = game.observe(state)
+            info["final_obs"] = game.observe_as(self.state, self.obs_dtype)
             info["_final_obs"] = truncated
-            state = game.reset(self.num_envs, self.generator, self.device)
+            self.state = None
+            self.state = game.reset(self.num_envs, self.generator, self.device)
             self._t = 0
-        self.state = state
-        return game.observe(state), rewards, terminated, truncated, info
+        return game.observe_as(self.state, self.obs_dtype), rewards, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue these games exactly: the games' state (tensors, on

@@ -319,9 +319,11 @@ class OnPolicy(Algorithm):
         super().__init__(config, out)
         run, cfg = self.run, self.cfg
         torch.manual_seed(run.seed)
-        # the fast path: the actions are sampled from the action space, valid by construction
+        # the fast path: the actions are sampled from the action space, valid by construction;
+        # 0/1 observations as uint8 (the networks convert them), so the rollouts store a quarter of the bytes
+        compact = getattr(social_dilemmas.GAMES.get(run.env), "compact_obs_dtypes", ())
         self.vec = social_dilemmas.make_vec(run.env, run.num_games, device=self.device, validate=False,
-                                            **run.game_kwargs())
+                                            obs_dtype=compact[0] if compact else None, **run.game_kwargs())
         try:
             self.game, self.n_players = self.vec.game, self.vec.n_players
             actor, critic = build_networks(self.game, cfg)

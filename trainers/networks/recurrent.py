@@ -20,7 +20,13 @@ from torch import Tensor, nn
 
 from trainers.networks.distributions import SCALE, TanhNormal
 
-__all__ = ["RecurrentNet", "TableNet", "Actor", "Critic"]
+__all__ = ["RecurrentNet", "TableNet", "Actor", "Critic", "as_input"]
+
+
+def as_input(obs: Tensor) -> Tensor:
+    """Observations as the networks' float input: compact 0/1 planes (uint8, the batched
+    view's ``obs_dtype="uint8"``) become float32 with the same values; floats pass unchanged."""
+    return obs if obs.is_floating_point() else obs.float()
 
 
 class RecurrentNet(nn.Module):
@@ -194,7 +200,7 @@ class Actor(nn.Module):
         once (:func:`trainers.networks.grouped.grouped_call`): ``obs`` ``[B, *obs_shape]``, ``h``
         ``[B, hidden]`` (cleared where an episode starts) -> (head output, the log-std per row
         ``[B, action_dim]`` (zeros ``[B, 0]`` for discrete actions), new ``h``)."""
-        out, h = self.net.cell(obs.flatten(1), h)
+        out, h = self.net.cell(as_input(obs).flatten(1), h)
         if self.discrete:
             return out, out.new_zeros(out.shape[0], 0), h
         return out, self.log_std.expand(out.shape), h
@@ -222,6 +228,7 @@ class Actor(nn.Module):
         """One step: ``obs`` ``[M, *obs_shape]``, ``start`` ``[M]`` (True: first step of an
         episode, the memory is cleared; None: no row starts) -> (distribution, value or None, new state)."""
         h = (state[0] if start is None else state[0].masked_fill(start.unsqueeze(-1), 0.0)).unsqueeze(0)
+        obs = as_input(obs)
         if not self.has_value_head:
             out, h = self.net.step(obs.flatten(1), h)
             return self.distribution(out), None, (h.squeeze(0),)
@@ -234,6 +241,7 @@ class Actor(nn.Module):
     def forward_sequence(self, memory: tuple[Tensor], obs: Tensor, starts: Tensor):
         """Whole sequences: ``obs`` ``[M, T, *obs_shape]`` -> (distribution over ``[M, T]``,
         values ``[M, T]`` or None)."""
+        obs = as_input(obs)
         if bool(starts[:, 1:].any()):  # episodes start inside the sequence: step through it
             state, outs, values = memory, [], []
             for t in range(obs.shape[1]):
@@ -282,6 +290,7 @@ class Critic(nn.Module):
         """``obs`` ``[B, T, ...]``, ``time`` ``[B, T]`` in [0, 1] -> values ``[B, T]`` (action
         values ``[B, T, n_actions]``). ``vmappable``: step through time with
         :meth:`RecurrentNet.cell` (for :func:`trainers.networks.grouped.grouped_call`; ``h`` None)."""
+        obs = as_input(obs)
         x = torch.cat((obs.flatten(2), time.unsqueeze(-1)), dim=-1) if self.time_input else obs.flatten(2)
         if vmappable:
             h = x.new_zeros(x.shape[0], self.net.hidden)
