@@ -50,6 +50,7 @@ from trainers.config import Config, Section, need
 from trainers.critics import Estimate, SeparateCritic, ValueHead
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.networks import build_networks, is_image_game
+from trainers.networks.vision import ARCHS
 from trainers.policy import AgentPolicy
 from trainers.rollout import AgentReplay, Batch, Rollouts, TrajectoryReplay
 
@@ -125,14 +126,15 @@ class OnPolicyConfig(Section):
     actor_recurrent: bool = True
     """GRU actor (remembers the whole episode); false: a feed-forward actor that sees the current
     observation only (on the IPD a memory-one policy of the last round, which cannot count rounds)."""
-    vision_memory: Literal["transformer", "gru"] = "transformer"
-    """Images (Commons Harvest): the memory after the Nature CNN, transformer (gated, GTrXL-style) or gru."""
+    vision_memory: Literal["gtrxl", "transformer", "gru"] = "gtrxl"
+    """Images (Commons Harvest): the memory after the Nature CNN: gtrxl (GTrXL, Transformer-XL memory carried per seat),
+    transformer (the same layers on a window recomputed at every step: the first version, for its checkpoints) or gru."""
     vision_layers: int = 3
-    """Images: transformer layers (the GRU has one)."""
+    """Images: transformer layers (gtrxl, transformer; the GRU has one)."""
     vision_heads: int = 4
     """Images: attention heads of each transformer layer; must divide hidden."""
     vision_context: int = 15
-    """Images: steps of the current episode the transformer sees (the current step included)."""
+    """Images: steps of the current episode each transformer layer sees (the current step included)."""
     vision_channels: tuple[int, int, int] = (32, 64, 64)
     """Images: channels of the Nature CNN's three convolutions."""
     gamma: float = 0.9
@@ -214,8 +216,8 @@ class OnPolicyConfig(Section):
         self.check_int_at_least(("critic_warmup", "replay_groups", "trajectory_capacity", "trajectory_add"), 0)
         need(self, len(self.vision_channels) == 3 and all(isinstance(c, int) and c >= 1 for c in self.vision_channels),
              "vision_channels", "must be three integers >= 1")
-        need(self, self.vision_memory in ("transformer", "gru"), "vision_memory", "allowed values are transformer, gru")
-        need(self, self.vision_memory != "transformer" or self.hidden % self.vision_heads == 0, "hidden",
+        need(self, self.vision_memory in ARCHS, "vision_memory", f"allowed values are {', '.join(ARCHS)}")
+        need(self, self.vision_memory == "gru" or self.hidden % self.vision_heads == 0, "hidden",
              f"must be divisible by vision_heads = {self.vision_heads}")
         self.check_finite(("gamma", "target_tau"), 0.0, strict=True)
         need(self, self.gamma <= 1, "gamma", "must be in (0, 1]")
