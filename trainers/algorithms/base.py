@@ -322,10 +322,11 @@ class OnPolicy(Algorithm):
             else:  # one network: its value head learns at the critic's rate
                 self.critic = ValueHead(cfg)
                 head = {id(p) for p in self.actor.value_parameters()}
+                # images: the fused Adam (the same update, a third of the time on the vision network's 2.8M weights)
                 self.actor_opt = torch.optim.Adam([
                     {"params": [p for p in self.actor.parameters() if id(p) not in head], "lr": cfg.actor_lr},
                     {"params": self.actor.value_parameters(), "lr": cfg.critic_lr},
-                ], weight_decay=cfg.weight_decay)
+                ], weight_decay=cfg.weight_decay, fused=True if is_image_game(self.game) else None)
             self.action_gen = torch.Generator(device=self.device)
             self.action_gen.manual_seed(run.seed + 1)
             self.rng = random.Random(run.seed + 2)
