@@ -8,9 +8,11 @@ The memory is one of three (``arch``):
   (like a GRU's state) and the update runs a stored rollout as one segment that attends
   over the previous segment's stored states (the memory at the rollout's start) and,
   causally, within itself. Each step encodes its image once and runs each layer once.
+  Its feed-forward width is ``width`` (the paper's 192 at width 192).
 * ``"transformer"``: the same layers on a recomputed window: the output at step t is the
   last position of the window of the observations t-context+1..t of the current episode,
-  recomputed from the images at every step (the first version of this network).
+  recomputed from the images at every step (the first version of this network;
+  feed-forward width ``4 * width``).
 * ``"gru"``: a GRU cell.
 
 Both transformers: pre-LayerNorm, multi-head self-attention, learned relative-position
