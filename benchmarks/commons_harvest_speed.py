@@ -14,10 +14,20 @@
   that spin for as long as a real worker's step takes, with the same pipe round trips:
   its ratio is the scaling the machine allows at that moment (other load included).
 
+* With ``--train``: env-steps per second of training (Proximal AdAlign, the preset's 6
+  games x 15-step rollouts, rollout and update included, one torch thread) with the
+  default network (Nature CNN + GTrXL with memory, width 192), the recomputed-window
+  transformer of the same size and a GRU of width 64. The three trainers live side by side
+  and take turns, one update each per round, after one untimed warm-up update; medians and
+  ranges over the rounds, of wall-clock time and of the trainer process's CPU time (the
+  network's work; the games' worker processes are not counted), which other load on the
+  machine disturbs less. Target: the default network at least 40 env-steps/s.
+
 Resets (each builds a dmlab2d level, about 1 s: more than the 1000 steps of an episode
 take) are outside the timed loops.
 
-Usage: ``python benchmarks/commons_harvest_speed.py [--steps 400] [--rounds 5] [--workers 1 2]``
+Usage: ``python benchmarks/commons_harvest_speed.py [--steps 400] [--rounds 5] [--workers 1 2]``;
+``python benchmarks/commons_harvest_speed.py --train --no-env --rounds 5`` (training only)
 """
 
 from __future__ import annotations
@@ -153,16 +163,91 @@ def bench_vec(worker_counts: list[int], steps: int, rounds: int) -> tuple[dict[i
             vec.close()
 
 
+#: the networks of the training benchmark: label -> settings of the configuration
+TRAIN_NETWORKS = {
+    "default (gtrxl, width 192)": dict(vision_memory="gtrxl"),
+    "windowed transformer (width 192)": dict(vision_memory="transformer"),
+    "gru, width 64": dict(vision_memory="gru", hidden=64),
+}
+
+
+def bench_train(rounds: int, games: int, seed: int = 0) -> dict[str, list[tuple[float, float]]]:
+    """Env-steps per second of each network of :data:`TRAIN_NETWORKS` over ``rounds`` timed
+    updates (``games`` games per update), the trainers taking turns (one thread): per
+    update (the steps of an update, games x rollout steps, over its wall time, over the
+    trainer process's CPU time). The episodes (1000 steps) do not end inside the timed
+    updates for rounds below 65."""
+    from trainers.algorithms.proximal_adalign import ProximalAdAlign
+    from trainers.presets import make_config
+
+    torch.set_num_threads(1)
+    trainers = {}
+    try:
+        for name, net in TRAIN_NETWORKS.items():
+            cfg = make_config("commons_harvest_open", num_games=games, device="cpu", seed=seed, tensorboard=False, **net)
+            trainers[name] = ProximalAdAlign(cfg)
+        for t in trainers.values():  # warm-up (first-call costs), untimed
+            t.train_step()
+        rates: dict[str, list[tuple[float, float]]] = {name: [] for name in trainers}
+        for _ in range(rounds):
+            for name, t in trainers.items():
+                start, cpu = time.perf_counter(), time.process_time()
+                t.train_step()
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                rates[name].append((t.steps_per_update / wall, t.steps_per_update / cpu))
+        return rates
+    finally:
+        for t in trainers.values():
+            t.close()
+
+
+def print_train(rates: dict[str, list[tuple[float, float]]], games: int) -> None:
+    from trainers.networks.vision import VisionNet
+
+    print(f"{'training, Proximal AdAlign (' + str(games) + ' games x 15 steps per update)':<52}{'env-steps/s':>12}"
+          f"{'range':>14}{'per CPU-s':>11}{'range':>14}{'parameters':>12}")
+    medians = []
+    for name, r in rates.items():
+        net = TRAIN_NETWORKS[name]
+        size = sum(p.numel() for p in VisionNet(net["vision_memory"], net.get("hidden", 192)).parameters())
+        wall, cpu = [x[0] for x in r], [x[1] for x in r]
+        medians.append((statistics.median(wall), statistics.median(cpu)))
+        print(f"{name:<52}{medians[-1][0]:>12.1f}{f'{min(wall):.1f}-{max(wall):.1f}':>14}{medians[-1][1]:>11.1f}"
+              f"{f'{min(cpu):.1f}-{max(cpu):.1f}':>14}{size / 1e6:>11.2f}M")
+    (default, default_cpu), (window, window_cpu), (gru, gru_cpu) = medians  # the order of TRAIN_NETWORKS
+    print(f"-> default / windowed = {default / window:.1f}x (CPU {default_cpu / window_cpu:.1f}x), default / gru-64 = "
+          f"{default / gru:.2f} (CPU {default_cpu / gru_cpu:.2f}); target default >= 40 env-steps/s: "
+          f"{'met' if default >= 40 else 'NOT met'} (wall), {'met' if default_cpu >= 40 else 'NOT met'} (per CPU-second)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=400, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per view (medians are reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts of the batched view")
+    parser.add_argument("--train", action="store_true", help="also time training with the three networks")
+    parser.add_argument("--no-env", action="store_true", help="skip the env benchmarks (with --train: training only)")
+    parser.add_argument("--games", type=int, default=6, help="games per update of the training benchmark")
     args = parser.parse_args()
+    for name in ("steps", "rounds", "games"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.no_env and not args.train:
+        parser.error("--no-env leaves nothing to measure without --train")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Commons Harvest Open throughput ({os.cpu_count()} CPUs, load average {load:.1f} at start; "
           f"{args.rounds} rounds of {args.steps} steps, medians)\n")
+    if not args.no_env:
+        bench_env(args)
+    if args.train:
+        print_train(bench_train(args.rounds, args.games), args.games)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(load average {load_end:.1f} at the end)")
+
+
+def bench_env(args: argparse.Namespace) -> None:
+    """The env benchmarks: our view against raw Shimmy, and the batched view's scaling."""
     single = bench_single(args.steps, args.rounds)
     raw_rate, raw_cpu = single["same"]
     rows = [
@@ -192,9 +277,7 @@ def main() -> None:
     if 1 in vec_rates and 2 in vec_rates:
         ratio = vec_rates[2] / vec_rates[1]
         print(f"-> 2 workers / 1 worker = {ratio:.2f} (control {control[2] / control[1]:.2f}); target at least 1.6: "
-              f"{'met' if ratio >= 1.6 else 'NOT met'}")
-    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"(load average {load_end:.1f} at the end)")
+              f"{'met' if ratio >= 1.6 else 'NOT met'}\n")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Trains the three learners in self-play (one network for the 7 players) on Commons Harvest
 Open, each through ``trainers.train``: Proximal AdAlign
-(``trainers.algorithms.proximal_adalign``, the CNN + gated transformer or GRU of SPEC 7)
+(``trainers.algorithms.proximal_adalign``, the CNN + GTrXL or GRU of SPEC 7)
 and Stable-Baselines3's PPO and PPO-SR (``trainers.algorithms.ppo``, a Nature-CNN policy
 without memory; PPO-SR gives every player the sum of the 7 rewards). Then each trained
 agent plays all 7 seats for ``--episodes`` episodes, uniform random play as the
@@ -24,7 +24,7 @@ regrows). It writes under ``OUT``:
   installed; otherwise one line says why they are skipped.
 
     python examples/commons_harvest_compare.py                       # a few minutes on a CPU
-    python examples/commons_harvest_compare.py --iterations 2000 --network-arch transformer \\
+    python examples/commons_harvest_compare.py --iterations 2000 --network-arch gtrxl \\
         --network-width 192 --resize 88 --batch-size 6 --lr 1e-5 --out runs/ch-compare-long
 
 Runs that already finished in ``OUT`` with the same settings are reused; a run with the
@@ -63,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iterations", type=int, default=40,
                     help="updates of each learner (each: --chunk steps of --batch-size games of 7 players)")
-    ap.add_argument("--network-arch", default="gru", choices=("transformer", "gru"),
-                    help="Proximal AdAlign's memory after the CNN (the PPO baselines have none)")
+    ap.add_argument("--network-arch", default="gru", choices=("gtrxl", "transformer", "gru"),
+                    help="Proximal AdAlign's memory after the CNN (the PPO baselines have none): gtrxl (GTrXL with "
+                         "memory, the trainer's default), transformer (the recomputed window) or gru")
     ap.add_argument("--network-width", type=int, default=64,
                     help="Proximal AdAlign's width (CNN output, memory, heads); the PPO heads' width")
     ap.add_argument("--max-steps", type=int, default=1000, help="episode length, in training and evaluation")
@@ -109,7 +110,7 @@ def config(args: argparse.Namespace, algo: str):
                save_every=50, hidden=args.network_width)
     if algo == "proximal_adalign":
         lr = {} if args.lr is None else {"actor_lr": args.lr, "critic_lr": args.lr}
-        heads = {"vision_heads": 4 if args.network_width % 4 == 0 else 1} if args.network_arch == "transformer" else {}
+        heads = {"vision_heads": 4 if args.network_width % 4 == 0 else 1} if args.network_arch != "gru" else {}
         return make_config("commons_harvest_open", algo, vision_memory=args.network_arch, **run, **lr, **heads)
     lr = {} if args.lr is None else {"lr": args.lr}
     return make_config("commons_harvest_open", algo, **run, **lr)

@@ -27,7 +27,7 @@ from trainers.presets import make_config  # noqa: E402
 TINY = dict(width=16, layers=2, heads=2, context=4, channels=(4, 8, 8))
 #: the same network as settings of the configuration
 TINY_CONFIG = dict(hidden=16, vision_layers=2, vision_heads=2, vision_context=4, vision_channels=(4, 8, 8))
-ARCHS = ("transformer", "gru")
+ARCHS = ("gtrxl", "transformer", "gru")
 
 
 def net(arch: str) -> VisionNet:
@@ -97,6 +97,52 @@ def test_transformer_is_causal_and_sees_only_its_context_of_the_current_episode(
     torch.testing.assert_close(a[:, 4:], b[:, 4:])
 
 
+@torch.no_grad()
+def test_gtrxl_memory_carries_the_previous_segments_states_and_stops_at_episode_starts():
+    """GTrXL: each layer attends over the memory (the last context - 1 steps' stored inputs,
+    carried across rollouts) and the segment; the rollout's logits equal the update's on the
+    same data across chunks and episode starts; an episode start hides everything before it."""
+    torch.manual_seed(1)
+    model = VisionNet("gtrxl", **{**TINY, "context": 5}).eval()
+    M, T = 4, 6
+    memory = model.initial_memory(M, "cpu")
+    assert memory[0].shape == (M, TINY["layers"], 4, TINY["width"]) and bool((memory[1] == -1).all())
+    chunks = [obs(M, T, seed=s) for s in range(3)]
+    starts = [torch.zeros(M, T, dtype=torch.bool) for _ in chunks]
+    starts[0][:, 0] = True
+    starts[1][1, 0] = True  # an episode starts at a chunk boundary
+    starts[1][2, 4] = True  # and inside a chunk
+    starts[2][3, 1] = True
+    whole = torch.cat(chunks, 1)
+    whole_starts = torch.cat(starts, 1)
+    rstate, seen = model.begin(memory), []
+    for o, st in zip(chunks, starts):
+        seq = logits_of(model, memory, o, st)
+        for t in range(T):
+            dist, _, rstate = model.step(rstate, o[:, t], st[:, t])
+            torch.testing.assert_close(dist.logits, seq[:, t], atol=1e-5, rtol=1e-4)
+        seen.append(seq)
+        memory = model.end(memory, rstate, o, st)
+        rstate = model.begin(memory)
+    # the memory is that of one long segment: the same logits as the three chunks run as one
+    torch.testing.assert_close(torch.cat(seen, 1), logits_of(model, model.initial_memory(M, "cpu"), whole, whole_starts),
+                               atol=1e-5, rtol=1e-4)
+    # after the start in row 2 at step 10, the earlier steps do not matter; before it they do
+    other = whole.clone()
+    other[:, :10] = obs(M, 10, seed=9)
+    changed = logits_of(model, model.initial_memory(M, "cpu"), other, whole_starts)
+    base = torch.cat(seen, 1)
+    torch.testing.assert_close(changed[2, 10:], base[2, 10:])
+    assert not torch.allclose(changed[0, 10:12], base[0, 10:12])
+    # reach: layers x (context - 1) steps back through the layers' memory, no further
+    far = whole.clone()
+    far[0, 0] = obs(1, 1, seed=11)[0, 0]
+    moved = logits_of(model, model.initial_memory(M, "cpu"), far, whole_starts)
+    reach = TINY["layers"] * 4
+    assert not torch.allclose(moved[0, reach], base[0, reach])
+    torch.testing.assert_close(moved[0, reach + 1:], base[0, reach + 1:])
+
+
 def rows(path):
     with path.open() as f:
         return list(csv.DictReader(f))
@@ -132,11 +178,12 @@ def test_training_run_writes_outputs_changes_the_weights_and_resumes(tmp_path):
 
 def test_transformer_training_step_runs_and_adalign_trains_the_value_head_too(tmp_path):
     trainer = train(tiny(num_games=1, iterations=1, ppo_epochs=1, max_steps=3), tmp_path / "p", progress=False)
-    assert trainer.iteration == 1 and trainer.actor.arch == "transformer"
-    assert trainer.rollouts.memory[0].shape == (7, TINY["context"] - 1, 88, 88, 3)
+    assert trainer.iteration == 1 and trainer.actor.arch == "gtrxl"  # the default
+    assert trainer.rollouts.memory[0].shape == (7, TINY["layers"], TINY["context"] - 1, TINY["width"])
     cfg = make_config("commons_harvest_open", algo="adalign", num_games=1, iterations=1, max_steps=3, rollout_steps=4,
-                      device="cpu", tensorboard=False, **TINY_CONFIG)
+                      device="cpu", tensorboard=False, **TINY_CONFIG, vision_memory="transformer")
     trainer = train(cfg, tmp_path / "a", progress=False)
+    assert trainer.rollouts.memory[0].shape == (7, TINY["context"] - 1, 88, 88, 3)  # the window's images
     row = rows(tmp_path / "a" / "metrics.csv")[0]
     assert float(row["train/critic_loss"]) >= 0 and float(row["train/loss_aa"]) == float(row["train/loss_aa"])
 
@@ -152,13 +199,23 @@ def test_image_games_refuse_what_their_network_cannot_do():
         tiny(vision_memory="lstm")
 
 
+def test_cpu_preset_is_a_small_gtrxl_and_bad_arch_names_list_the_allowed_ones():
+    cfg = make_config("commons_harvest_open", fast=True)
+    assert (cfg.algorithm.vision_memory, cfg.algorithm.hidden, cfg.run.env_kwargs) == ("gtrxl", 64, {"resize": 44})
+    assert make_config("commons_harvest_open").algorithm.vision_memory == "gtrxl"  # the default network
+    with pytest.raises(ValueError, match="arch = 'lstm' is invalid: allowed values are 'gtrxl', 'transformer', 'gru'"):
+        VisionNet("lstm", **TINY)
+    with pytest.raises(ValueError, match="vision_memory.*gtrxl, transformer, gru"):
+        tiny(vision_memory="window")
+
+
 # -- a checkpoint as a player -------------------------------------------------------------
-CLI_NETWORK = dict(vision_memory="transformer", hidden=16, vision_layers=1, vision_heads=2, vision_context=3)
+CLI_NETWORK = dict(vision_memory="gtrxl", hidden=16, vision_layers=1, vision_heads=2, vision_context=3)
 
 
 @pytest.fixture(scope="module")
 def ch_run(tmp_path_factory):
-    """A one-update run of a tiny transformer, trained through the command line."""
+    """A one-update run of a tiny GTrXL, trained through the command line."""
     from trainers.__main__ import main
 
     out = tmp_path_factory.mktemp("ch_run")
@@ -177,7 +234,7 @@ def test_network_options_of_the_command_line_are_saved_and_rebuilt(ch_run):
     assert {k: ckpt["config"]["algorithm"][k] for k in CLI_NETWORK} == CLI_NETWORK
     policy = load_player(ch_run / "checkpoint.pt")
     assert isinstance(policy, AgentPolicy) and policy.obs_shape == (88, 88, 3)
-    assert policy.net.arch == "transformer" and policy.net.width == 16 and policy.net.context == 3
+    assert policy.net.arch == "gtrxl" and policy.net.width == 16 and policy.net.context == 3
     assert len(policy.net.core.layers) == 1 and policy.net.core.layers[0].heads == 2
     for k, v in ckpt["state"]["actor"].items():
         torch.testing.assert_close(policy.net.state_dict()[k], v)

@@ -182,7 +182,7 @@ def test_presets_follow_the_spec_table():
     assert (neg.run.num_games, neg.algorithm.beta, neg.algorithm.trajectory_replay) == (16384, 3.0, 0.05)
     ch = make_config("commons_harvest_open")  # Proximal AdAlign on rollouts of 15 steps of 1000-step episodes
     assert (ch.run.algo, ch.run.max_steps, ch.run.rollout_steps, ch.run.time_limit) == ("proximal_adalign", 1000, 15, "bootstrap")
-    assert (ch.algorithm.hidden, ch.algorithm.vision_memory, ch.algorithm.clip_eps) == (192, "transformer", 0.1)
+    assert (ch.algorithm.hidden, ch.algorithm.vision_memory, ch.algorithm.clip_eps) == (192, "gtrxl", 0.1)
 
 
 def test_checkpoint_is_a_player_for_league_recorder_and_gymnasium(tmp_path):
@@ -368,7 +368,7 @@ def test_cli_fast_flag_uses_the_cpu_preset_and_is_refused_where_it_does_not_appl
     section = saved["algorithm"]
     assert section["actor_recurrent"] is False and section["anneal_lr"] is True and section["beta"] == 3.0
     assert saved["run"]["num_games"] == 8  # an option given on the command line wins over the preset
-    for extra in (["--env", "commons_harvest_open"], ["--env", "ipd", "--algo", "ppo"]):
+    for extra in (["--env", "commons_harvest_open", "--algo", "ppo"], ["--env", "ipd", "--algo", "ppo"]):
         res = subprocess.run(base + extra + ["--fast", "--out", str(tmp_path / "x")], capture_output=True, text=True)
         assert res.returncode == 2 and "--fast" in res.stderr
 

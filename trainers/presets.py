@@ -120,6 +120,7 @@ def legacy_config(data: dict[str, Any], network: dict[str, Any] | None = None) -
         values["max_steps"] = env_kwargs.pop("max_steps", 1000)
         values["time_limit"] = "bootstrap"
         values["hidden"] = width if width is not None else 192
+        values.setdefault("vision_memory", "transformer")  # their only transformer was the windowed one
         if network and "channels" in network:
             values["vision_channels"] = tuple(network["channels"])
     else:

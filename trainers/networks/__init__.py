@@ -2,8 +2,9 @@
 
 * :mod:`trainers.networks.recurrent`: the GRU actor and critic of the games with vector
   observations (IPD, Coin Game, Negotiation);
-* :mod:`trainers.networks.vision`: the Nature CNN with a gated transformer or GRU memory
-  and actor and critic heads, for image observations (Commons Harvest Open);
+* :mod:`trainers.networks.vision`: the Nature CNN with a GTrXL (Transformer-XL memory,
+  the default), a recomputed-window gated transformer or a GRU, and actor and critic
+  heads, for image observations (Commons Harvest Open);
 * :mod:`trainers.networks.distributions`: the Negotiation's tanh-squashed normal and
   sampling with a generator.
 
