@@ -8,6 +8,7 @@ and Stable-Baselines3 is loaded only for its baselines)::
     ppo                 trainers.algorithms.ppo                Stable-Baselines3's PPO in self-play
     ppo_shared_reward   trainers.algorithms.ppo                PPO on the sum of the players' rewards (PPO-SR)
     loqa                trainers.algorithms.loqa               LOQA, opponent Q-learning awareness (SPEC 7b)
+    pola                trainers.algorithms.pola               POLA-DiCE, proximal LOLA with look-ahead (SPEC 7b)
 
 A new algorithm is one module with an :class:`~trainers.algorithms.base.Algorithm`
 subclass (usually of :class:`~trainers.algorithms.base.OnPolicy`, overriding
@@ -35,6 +36,7 @@ _BUILT_IN: dict[str, str] = {
     "ppo": "trainers.algorithms.ppo:PPO",
     "ppo_shared_reward": "trainers.algorithms.ppo:PPOSharedReward",
     "loqa": "trainers.algorithms.loqa:LOQA",
+    "pola": "trainers.algorithms.pola:POLA",
 }
 _registered: dict[str, type] = {}
 
