@@ -115,9 +115,11 @@ def pola_dice_objective(self_log_probs: Tensor, other_log_probs: Tensor, rewards
       ``mean_b sum_t gamma^t A_t (box(S_t) - box(S_{t-1}))`` with ``A`` the GAE(``gae_lambda``)
       advantages of the rewards (0 after the last step: the episode ends there).
 
-    The forward value of the first is the mean discounted return, of the second 0; the gradient of
-    both is ``mean_b sum_t gamma^t w_t sum_{k <= t} grad (log pi(a_k) + log pi'(b_k))`` with
-    ``w = r`` or ``A``."""
+    The forward value of the first is the mean discounted return, of the second 0. The gradient
+    of the first is ``mean_b sum_t gamma^t r_t sum_{k <= t} grad (log pi(a_k) + log pi'(b_k))``,
+    of the second ``mean_b sum_t gamma^t A_t grad (log pi(a_t) + log pi'(b_t))``; their
+    derivatives in the other player's parameters (the box values depend on them) carry the
+    second-order terms that a differentiated-through look-ahead step needs."""
     _whole_episodes("pola_dice_objective", rewards, self_log_probs=self_log_probs, other_log_probs=other_log_probs,
                     values=values)
     steps = rewards.shape[1]
