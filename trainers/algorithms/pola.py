@@ -135,7 +135,7 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 #: learning rate and a weaker outer proximal term, so that an update moves the policy about as
 #: far for a tenth of the rollouts.
 FAST_PRESETS: dict[str, dict[str, Any]] = {
-    "ipd": dict(num_games=256, max_steps=16, iterations=60, hidden=32, outer_steps=20, outer_lr=0.03,
+    "ipd": dict(num_games=256, max_steps=16, iterations=10, hidden=32, outer_steps=20, outer_lr=0.03,
                 outer_beta=10.0, inner_steps=2, inner_lr=0.05, inner_beta=1.0, value_lr=0.005),
     "coin_game": dict(num_games=128, max_steps=16, iterations=100, hidden=32, outer_steps=10, outer_lr=0.03,
                       outer_beta=15.0, inner_steps=2, inner_lr=0.1, inner_beta=0.5, value_lr=0.005),
