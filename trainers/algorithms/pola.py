@@ -135,7 +135,8 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 #: times larger outer learning rate (Adam moves each weight at most about ``lr`` per step, so an
 #: update can move as far), a weaker outer proximal term, and a stronger look-ahead
 #: (``inner_lr`` ten times the paper's, ``inner_beta`` a tenth). On the IPD, seed 0 reaches
-#: tit-for-tat by update 5 and keeps it (the slow test); seed 1 ends in always-cooperate.
+#: tit-for-tat by update 5 and keeps it to update 10 (the slow test); seed 1 ends in
+#: always-cooperate (the README lists the variants tried; none held tit-for-tat on both seeds).
 FAST_PRESETS: dict[str, dict[str, Any]] = {
     "ipd": dict(num_games=256, max_steps=16, iterations=10, hidden=32, outer_steps=20, outer_lr=0.03,
                 outer_beta=10.0, inner_steps=2, inner_lr=0.05, inner_beta=1.0, value_lr=0.005),
