@@ -70,3 +70,22 @@ def test_mfos_against_a_naive_learner_gets_more_than_mutual_cooperation(tmp_path
     measured = algo.evaluate()  # 64 meta-episodes, the meta-agent's mean action
     assert measured["eval/meta_reward_per_step"] > -1.0, measured
     assert measured["eval/meta_opponent_reward_per_step"] < measured["eval/meta_reward_per_step"], measured
+
+
+def test_pola_self_play_on_the_ipd_learns_tit_for_tat_first_move_included(tmp_path):
+    """POLA-DiCE's CPU preset (``--fast``: 10 updates of 20 outer steps, two look-ahead steps each,
+    256 games of 16 rounds), seed 0: agent 1 meets every target of tit-for-tat, first move
+    included (by update 5; the paper's Fig. 4 finds reciprocity with POLA-DiCE on the IPD).
+    Measured: passed in 13 min 42 s on one thread of the shared 2-core machine (load average
+    13-14; 60-100 s per update). Not every seed gets there: seed 1 ends in always-cooperate,
+    which Always Defect exploits, and no variant tried held tit-for-tat on both seeds (the
+    README lists them)."""
+    from trainers import train
+    from trainers.evaluation.cooperation import ipd_report, tit_for_tat_checks
+    from trainers.presets import make_config
+
+    config = make_config("ipd", "pola", fast=True, seed=0, tensorboard=False, device="cpu")
+    train(config, tmp_path / "run", progress=False)
+    report = ipd_report(str(tmp_path / "run" / "checkpoint.pt"), num_games=1024)
+    checks = tit_for_tat_checks(report)
+    assert all(holds for *_, holds in checks), checks

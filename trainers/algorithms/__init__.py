@@ -9,6 +9,7 @@ and Stable-Baselines3 is loaded only for its baselines)::
     ppo_shared_reward   trainers.algorithms.ppo                PPO on the sum of the players' rewards (PPO-SR)
     loqa                trainers.algorithms.loqa               LOQA, opponent Q-learning awareness (SPEC 7b)
     mfos                trainers.algorithms.mfos               M-FOS, model-free opponent shaping, IPD (SPEC 7b)
+    pola                trainers.algorithms.pola               POLA-DiCE, proximal LOLA with look-ahead (SPEC 7b)
 
 A new algorithm is one module with an :class:`~trainers.algorithms.base.Algorithm`
 subclass (usually of :class:`~trainers.algorithms.base.OnPolicy`, overriding
@@ -37,6 +38,7 @@ _BUILT_IN: dict[str, str] = {
     "ppo_shared_reward": "trainers.algorithms.ppo:PPOSharedReward",
     "loqa": "trainers.algorithms.loqa:LOQA",
     "mfos": "trainers.algorithms.mfos:MFOS",
+    "pola": "trainers.algorithms.pola:POLA",
 }
 _registered: dict[str, type] = {}
 
