@@ -149,7 +149,8 @@ def run_tune_trials(trials: dict[str, Any], out: Path, cpus_per_trial: int = 1, 
                                 max_report_frequency=15, print_intermediate_tables=True)
     tuner = tune.Tuner(
         trainable, param_space={"trial": tune.grid_search(list(trials))},
-        tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                    reuse_actors=True),
         run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(out / "ray"),
                                   failure_config=tune.FailureConfig(max_failures=max_failures),
                                   progress_reporter=reporter, verbose=1 if verbose else 0))
