@@ -149,14 +149,39 @@ def test_a_sweep_of_four_trials_writes_four_run_folders_and_sweep_csv_and_resume
     assert {r["trial"]: (Path(r["folder"]) / "checkpoint.pt").stat().st_mtime_ns for r in rows} == mtimes
 
 
-def test_the_league_plays_its_matches_as_ray_tasks_with_the_same_results(tmp_path, local_ray):
-    from trainers.evaluation.league import run_league
-    from trainers.ray_runner import ray_map
+def test_the_league_command_plays_its_matches_as_ray_tasks_with_the_same_results(tmp_path, local_ray, capsys):
+    league = ["league", "--env", "ipd", "--players", "always_cooperate", "always_defect", "tit_for_tat", "--seeds", "2",
+              "--episodes", "8", "--env-kwargs", '{"max_steps": 8}', "--no-progress"]
+    assert main([*league, "--out", str(tmp_path / "here")]) == 0
+    assert main([*league, "--ray", "--out", str(tmp_path / "ray")]) == 0
+    assert "the matches run as Ray tasks" in capsys.readouterr().out
+    assert (tmp_path / "ray" / "league.csv").read_text() == (tmp_path / "here" / "league.csv").read_text()
 
-    players = ["always_cooperate", "always_defect", "tit_for_tat"]
-    here = run_league("ipd", players, seeds=2, episodes=8, max_steps=8)
-    on_ray = run_league("ipd", players, seeds=2, episodes=8, max_steps=8, map_cells=ray_map)
-    assert on_ray.rows == here.rows and on_ray.names == here.names
+
+def test_a_trial_resumes_only_a_checkpoint_of_its_own_configuration(tmp_path):
+    """A retried trial continues its checkpoint; a run of other settings left in its folder
+    (a reproduction's earlier preset) is trained again from the start."""
+    from trainers.sweep import same_run, train_trial
+
+    config = _trial_config(2)
+    config.run.num_games = 32
+    folder = tmp_path / "run"
+    assert not same_run(folder, config)
+    train(config, folder, progress=False)
+    longer = _trial_config(3)
+    longer.run.num_games = 32
+    assert same_run(folder, config) and same_run(folder, longer)  # iterations may change on resume
+    other = _trial_config(2)
+    other.run.num_games = 16
+    assert not same_run(folder, other)
+    reported = []
+    train_trial(longer, folder, report=reported.append, every=0.05)
+    record = json.loads((folder / "sweep_trial.json").read_text())
+    assert record["resumed"] and _state(folder)["iteration"] == 3 and reported[-1]["iteration"] == 3
+    train_trial(other, folder)
+    assert not json.loads((folder / "sweep_trial.json").read_text())["resumed"]
+    assert [int(r["iteration"]) for r in _rows(folder / "metrics.csv")] == [1, 2]
+    assert json.loads((folder / "config.json").read_text())["run"]["num_games"] == 16
 
 
 # -- a simulated cluster, and a killed driver (slow) ------------------------------------------------------------
@@ -209,6 +234,22 @@ def test_a_trial_whose_node_is_removed_resumes_from_its_checkpoint_on_another_no
     train(_trial_config(300), tmp_path / "uninterrupted", progress=False)
     ours, theirs = _state(out / name), _state(tmp_path / "uninterrupted")
     assert ours["iteration"] == 300 and _equal(ours["state"], theirs["state"])
+
+
+@pytest.mark.slow
+def test_the_reproduction_scripts_train_as_ray_tune_trials_and_play_the_league_as_ray_tasks(tmp_path, example):
+    league = example("reproduce_league").main(
+        ["--env", "coin_game", "--seeds", "1", "--adalign-iterations", "2", "--ppo-iterations", "2", "--batch-size", "16",
+         "--ppo-batch-size", "8", "--episodes", "2", "--out", str(tmp_path / "coin"), "--no-progress", "--ray",
+         "--jobs", "2"])
+    for run in ("adalign-s0", "ppo-s0", "ppo_sr-s0"):
+        assert json.loads((tmp_path / "coin" / run / "sweep_trial.json").read_text())["attempts"] == 1
+    assert {r["row"] for r in league["result"].rows} >= {"adalign", "ppo", "ppo_sr", "always_defect"}
+    assert sorted(r["player"] for r in _rows(tmp_path / "coin" / "times.csv")) == ["adalign", "ppo", "ppo_sr"]
+    ipd = example("ipd_tit_for_tat").main(["--seeds", "2", "--iterations", "2", "--out", str(tmp_path / "ipd"),
+                                           "--no-progress", "--ray", "--cpus", "2"])
+    assert sorted(ipd["times"]) == [0, 1] and all(t > 0 for t in ipd["times"].values())
+    assert all((tmp_path / "ipd" / f"seed_{s}" / "sweep_trial.json").exists() for s in (0, 1))
 
 
 @pytest.mark.slow

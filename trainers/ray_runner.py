@@ -7,6 +7,8 @@
 * :func:`run_tune_trials`: every trial of a sweep (:mod:`trainers.sweep`) as a Ray Tune
   trial of one CPU (``cpus_per_trial``), retried from its run folder's checkpoint when its
   worker dies, with Tune's table of trials on standard output;
+* :func:`train_on_ray`: training runs as Tune trials without a sweep's folder (the
+  reproduction scripts);
 * :func:`ray_map`: a function over items as Ray tasks (the league's matches).
 
 Ray's unix sockets live in its session folder, whose path must stay short (about 100
@@ -26,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ray_session", "run_tune_trials", "ray_map", "check_address", "ray_temp_dir", "RAY_MISSING"]
+__all__ = ["ray_session", "run_tune_trials", "train_on_ray", "ray_map", "check_address", "ray_temp_dir", "RAY_MISSING"]
 
 RAY_MISSING = "Ray is not installed: pip install -c constraints.txt -e '.[ray]' (or pip install 'ray[tune]')"
 #: The longest Ray temp folder whose session's socket paths stay within the 107 bytes of a unix socket.
@@ -161,6 +163,29 @@ def run_tune_trials(trials: dict[str, Any], out: Path, cpus_per_trial: int = 1, 
             lines = [x for x in str(result.error).strip().splitlines() if x.strip()]
             errors[result.config["trial"]] = lines[-1] if lines else type(result.error).__name__
     return errors
+
+
+def train_on_ray(runs: dict[str, Any], out: Path, address: str | None = None, cpus: int | None = None,
+                 max_failures: int = 3, verbose: bool = True) -> dict[str, float]:
+    """Train ``runs`` (run folder name -> configuration) into ``out/<name>`` as Tune trials
+    (:func:`run_tune_trials`) in a :func:`ray_session`, without a sweep's ``sweep.json`` (the
+    reproduction scripts, which decide themselves which runs to reuse). Returns each run's
+    seconds of training; a ``RuntimeError`` names the runs that failed."""
+    import json
+
+    with ray_session(out, address=address, cpus=cpus) as where:
+        if verbose:
+            print(f"training {len(runs)} runs as Ray Tune trials on {where}", flush=True)
+        errors = run_tune_trials(runs, out, max_failures=max_failures, verbose=verbose)
+    if errors:
+        raise RuntimeError("training failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
+    seconds = {}
+    for name in runs:
+        try:
+            seconds[name] = float(json.loads((Path(out) / name / "sweep_trial.json").read_text())["seconds"])
+        except (OSError, ValueError, KeyError):
+            seconds[name] = float("nan")
+    return seconds
 
 
 def ray_map(fn: Callable[..., Any], items: Sequence[tuple], done: Callable[[], None] | None = None,

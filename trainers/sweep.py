@@ -47,7 +47,7 @@ from typing import Any
 from trainers.config import Config
 
 __all__ = ["SweepSpec", "SweepFolderError", "parse_values", "load_grid", "make_trials", "check_sweep_folder",
-           "trial_finished", "train_trial", "write_sweep_csv", "sweep", "SWEEP_FORMAT"]
+           "trial_finished", "same_run", "train_trial", "write_sweep_csv", "sweep", "SWEEP_FORMAT"]
 
 #: Version of ``sweep.json``'s layout.
 SWEEP_FORMAT = 1
@@ -294,10 +294,30 @@ def _record(folder: Path, record: dict[str, Any]) -> None:
     atomic_write(folder / "sweep_trial.json", lambda tmp: Path(tmp).write_text(json.dumps(record)))
 
 
+def same_run(folder: Path, config: Config) -> bool:
+    """Whether ``folder`` holds a checkpoint and the ``config.json`` of a run of ``config``
+    (the settings a resumed run may change aside, :data:`trainers.run.RESUME_CHANGEABLE`)."""
+    from trainers.presets import load_config
+    from trainers.run import RESUME_CHANGEABLE
+
+    if not (folder / "checkpoint.pt").exists():
+        return False
+    try:
+        saved = json.loads(load_config(folder / "config.json").to_json())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    given = json.loads(config.to_json())
+    for data in (saved, given):
+        for k in RESUME_CHANGEABLE:
+            data["run"].pop(k, None)
+    return saved == given
+
+
 def train_trial(config: Config, folder: str | Path, threads: int = 1, report: Any = None, every: float = 2.0,
                 node: str | None = None) -> dict[str, float]:
-    """Train one trial into its run folder ``folder``: from its ``checkpoint.pt`` when there
-    is one (a retried trial), else from the start. Every ``every`` seconds (and at the end)
+    """Train one trial into its run folder ``folder``: from its ``checkpoint.pt`` when that
+    is of this configuration (:func:`same_run`: a retried trial), else from the start (a run of
+    other settings left there is replaced, as :func:`trainers.run.train` does). Every ``every`` seconds (and at the end)
     it calls ``report`` with the last row of ``metrics.csv`` and updates the folder's
     ``sweep_trial.json`` (seconds of training over every attempt, attempts, ``node``).
     Returns the last row of ``metrics.csv``."""
@@ -313,7 +333,7 @@ def train_trial(config: Config, folder: str | Path, threads: int = 1, report: An
     except (OSError, ValueError):
         record = {"seconds": 0.0, "attempts": 0}
     base, attempts = float(record.get("seconds", 0.0)), int(record.get("attempts", 0)) + 1
-    resume = (folder / "checkpoint.pt").exists()
+    resume = same_run(folder, config)
     error: list[BaseException] = []
 
     def run() -> None:
