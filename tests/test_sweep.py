@@ -161,7 +161,7 @@ def test_the_league_command_plays_its_matches_as_ray_tasks_with_the_same_results
 def test_a_trial_resumes_only_a_checkpoint_of_its_own_configuration(tmp_path):
     """A retried trial continues its checkpoint; a run of other settings left in its folder
     (a reproduction's earlier preset) is trained again from the start."""
-    from trainers.sweep import same_run, train_trial
+    from trainers.sweep_trial import same_run, train_trial
 
     config = _trial_config(2)
     config.run.num_games = 32

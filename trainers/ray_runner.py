@@ -120,7 +120,7 @@ def _tune_trainable(tune_config: dict, configs: dict, out: str, threads: int) ->
     from ray import tune
 
     from trainers.presets import config_from_dict
-    from trainers.sweep import train_trial
+    from trainers.sweep_trial import train_trial
 
     name = tune_config["trial"]
 

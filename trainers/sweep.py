@@ -17,7 +17,8 @@ The sweep folder ``OUT`` holds:
   exists without one; ``resume`` continues the sweep saved there;
 * ``<trial>/``: each trial's run folder (``config.json``, ``metrics.csv``, ``checkpoint.pt``,
   as :mod:`trainers.run`), and ``sweep_trial.json``: the trial's seconds of training (every
-  attempt's, counted while it runs), its attempts and the Ray node of the last one;
+  attempt's, counted while it runs), its attempts and the Ray node of the last one
+  (:mod:`trainers.sweep_trial`);
 * ``sweep.csv``: one row per trial: its options, status, updates done, the last row of its
   ``metrics.csv``, seconds and run folder;
 * ``ray/``: Ray Tune's experiment records; ``ray_tmp``: Ray's session and logs, when Ray was
@@ -38,16 +39,15 @@ import csv
 import itertools
 import json
 import re
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainers.config import Config
+from trainers.sweep_trial import last_metrics
 
 __all__ = ["SweepSpec", "SweepFolderError", "parse_values", "load_grid", "make_trials", "check_sweep_folder",
-           "trial_finished", "same_run", "train_trial", "write_sweep_csv", "sweep", "SWEEP_FORMAT"]
+           "trial_finished", "write_sweep_csv", "sweep", "SWEEP_FORMAT"]
 
 #: Version of ``sweep.json``'s layout.
 SWEEP_FORMAT = 1
@@ -269,101 +269,6 @@ def trial_finished(folder: Path, config: Config) -> bool:
     return isinstance(ckpt, dict) and int(ckpt.get("iteration", 0)) >= config.run.iterations
 
 
-def _last_row(path: Path) -> dict[str, float]:
-    """The last whole row of a ``metrics.csv`` being written (quietly: a row in mid-write is skipped)."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return {}
-    if len(lines) < 2:
-        return {}
-    header = lines[0].split(",")
-    for line in reversed(lines[1:]):
-        fields = line.split(",")
-        if len(fields) == len(header):
-            try:
-                return {k: float(v) for k, v in zip(header, fields) if v != ""}
-            except ValueError:
-                continue
-    return {}
-
-
-def _record(folder: Path, record: dict[str, Any]) -> None:
-    from trainers.common import atomic_write
-
-    atomic_write(folder / "sweep_trial.json", lambda tmp: Path(tmp).write_text(json.dumps(record)))
-
-
-def same_run(folder: Path, config: Config) -> bool:
-    """Whether ``folder`` holds a checkpoint and the ``config.json`` of a run of ``config``
-    (the settings a resumed run may change aside, :data:`trainers.run.RESUME_CHANGEABLE`)."""
-    from trainers.presets import load_config
-    from trainers.run import RESUME_CHANGEABLE
-
-    if not (folder / "checkpoint.pt").exists():
-        return False
-    try:
-        saved = json.loads(load_config(folder / "config.json").to_json())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    given = json.loads(config.to_json())
-    for data in (saved, given):
-        for k in RESUME_CHANGEABLE:
-            data["run"].pop(k, None)
-    return saved == given
-
-
-def train_trial(config: Config, folder: str | Path, threads: int = 1, report: Any = None, every: float = 2.0,
-                node: str | None = None) -> dict[str, float]:
-    """Train one trial into its run folder ``folder``: from its ``checkpoint.pt`` when that
-    is of this configuration (:func:`same_run`: a retried trial), else from the start (a run of
-    other settings left there is replaced, as :func:`trainers.run.train` does). Every ``every`` seconds (and at the end)
-    it calls ``report`` with the last row of ``metrics.csv`` and updates the folder's
-    ``sweep_trial.json`` (seconds of training over every attempt, attempts, ``node``).
-    Returns the last row of ``metrics.csv``."""
-    import torch
-
-    from trainers.run import train
-
-    torch.set_num_threads(max(1, threads))
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        record = json.loads((folder / "sweep_trial.json").read_text())
-    except (OSError, ValueError):
-        record = {"seconds": 0.0, "attempts": 0}
-    base, attempts = float(record.get("seconds", 0.0)), int(record.get("attempts", 0)) + 1
-    resume = same_run(folder, config)
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            if resume:
-                train(config, folder, resume=True, progress=False, iterations=config.run.iterations)
-            else:
-                train(config, folder, progress=False)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the trial's thread
-            error.append(e)
-
-    start = time.perf_counter()
-    worker = threading.Thread(target=run, name="train", daemon=True)
-    worker.start()
-    while True:
-        worker.join(every)
-        _record(folder, {"seconds": base + time.perf_counter() - start, "attempts": attempts, "node": node,
-                         "resumed": resume})
-        row = _last_row(folder / "metrics.csv")
-        if not worker.is_alive():
-            break
-        if report is not None and row:
-            report(row)
-    if error:
-        raise error[0]
-    if report is not None:
-        report(row)
-    return row
-
-
 #: Columns of sweep.csv before the options and the metrics.
 CSV_HEAD = ["trial", "env", "algo", "seed", "status", "updates", "iterations"]
 
@@ -379,7 +284,7 @@ def write_sweep_csv(out: Path, manifest: dict[str, Any], errors: dict[str, str])
     for name, data in manifest["trials"].items():
         config = config_from_dict(data, where=f"{out}/sweep.json")
         folder = out / name
-        last = _last_row(folder / "metrics.csv")
+        last = last_metrics(folder / "metrics.csv")
         try:
             record = json.loads((folder / "sweep_trial.json").read_text())
         except (OSError, ValueError):
