@@ -1,7 +1,8 @@
 """Ray for the sweeps and the leagues: a session (local or a cluster), Tune trials, remote tasks.
 
 * :func:`ray_session`: with no address, starts Ray on this machine (no set-up, no
-  dashboard, its session and logs under ``OUT/ray_tmp``), and stops it at the end; with
+  dashboard, its session and logs under ``OUT/ray_tmp``, its workers at the niceness of this
+  process rather than Ray's default 15), and stops it at the end; with
   ``address`` (``HOST:PORT`` of a cluster's head, ``auto``, ``ray://HOST:PORT``) joins that
   cluster, after checking that something listens there;
 * :func:`run_tune_trials`: every trial of a sweep (:mod:`trainers.sweep`) as a Ray Tune
@@ -101,6 +102,10 @@ def ray_session(out: Path, address: str | None = None, cpus: int | None = None) 
             raise ValueError(f"--cpus must be an integer >= 1, got {cpus}")
         temp = ray_temp_dir(out)
         cpus = cpus or os.cpu_count() or 1
+        # Ray runs its workers at niceness 15 by default: on a machine shared with other jobs the
+        # trials would yield to all of them (a sweep of 4 trials on 2 busy CPUs: slower than the
+        # same runs one after another in this process, at niceness 0). RAY_worker_niceness=15 restores it.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
                  configure_logging=False)
         where = f"Ray on this machine ({cpus} CPUs; its logs in {out / 'ray_tmp'}/session_latest/logs)"
