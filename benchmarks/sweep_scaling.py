@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from trainers.presets import make_config
+from trainers.ray_runner import ray_session
 from trainers.run import train
 from trainers.sweep import sweep
 
@@ -68,14 +69,16 @@ def main(argv: list[str] | None = None) -> dict:
             runs = trials(args.iterations, range(args.trials))
             seq = sequential(runs, root / f"seq-{r}")
             start = time.perf_counter()
-            ray.init(num_cpus=args.cpus, include_dashboard=False, _temp_dir=str(root / "ray"), log_to_driver=False,
-                     configure_logging=False)
+            session = ray_session(root / "ray", cpus=args.cpus)  # as the sweep command starts it
+            session.__enter__()
             started = time.perf_counter() - start
-            start = time.perf_counter()
-            result = sweep(root / f"par-{r}", trials=runs, verbose=False)
-            par = time.perf_counter() - start
-            start = time.perf_counter()
-            ray.shutdown()
+            try:
+                start = time.perf_counter()
+                result = sweep(root / f"par-{r}", trials=runs, verbose=False)
+                par = time.perf_counter() - start
+            finally:
+                start = time.perf_counter()
+                session.__exit__(None, None, None)
             start_stop = started + time.perf_counter() - start
             if result["errors"]:
                 raise RuntimeError(f"trials failed: {result['errors']}")
