@@ -7,6 +7,9 @@ updates each, one torch thread) are trained, in every repeat:
 * as a sweep on a local Ray of ``--cpus`` CPUs (:func:`trainers.sweep.sweep`), Ray already
   started: the parallel time. The speed-up is sequential / parallel (the target on 2 free
   CPUs: at least 1.7); the end-to-end speed-up also counts starting and stopping Ray;
+  ``trials_at_once`` is the trials' seconds of training summed over the parallel time (2:
+  two trials trained all the time) and ``trial_slowdown`` a trial's seconds in the sweep
+  over its seconds alone (1 on free CPUs; more when other jobs take the CPUs);
 * one trial alone, in this process and as a one-trial sweep that starts and stops Ray itself:
   the difference is Ray's overhead for a single trial (the target: at most 10 s).
 
@@ -59,9 +62,13 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="sweep-scaling-"))
     figures: dict[str, list[float]] = {"sequential_s": [], "parallel_s": [], "ray_start_stop_s": [], "speedup": [],
-                                       "speedup_end_to_end": [], "one_trial_s": [], "one_trial_sweep_s": [],
+                                       "trials_at_once": [], "trial_slowdown": [], "speedup_end_to_end": [], "one_trial_s": [], "one_trial_sweep_s": [],
                                        "overhead_s": []}
     load_before = os.getloadavg()
+    try:
+        autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        autogroup = False
     print(f"{args.trials} trials of {args.iterations} updates (IPD, AdAlign CPU preset), {args.cpus} CPUs; load average "
           f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     try:
@@ -82,12 +89,14 @@ def main(argv: list[str] | None = None) -> dict:
             start_stop = started + time.perf_counter() - start
             if result["errors"]:
                 raise RuntimeError(f"trials failed: {result['errors']}")
+            trial_s = [float(row["seconds"]) for row in result["rows"]]
             one = trials(args.iterations, range(1))
             alone = sequential(one, root / f"one-{r}")
             start = time.perf_counter()
             sweep(root / f"one-sweep-{r}", trials=one, cpus=args.cpus, verbose=False)
             one_sweep = time.perf_counter() - start
             row = {"sequential_s": seq, "parallel_s": par, "ray_start_stop_s": start_stop, "speedup": seq / par,
+                   "trials_at_once": sum(trial_s) / par, "trial_slowdown": sum(trial_s) / seq,
                    "speedup_end_to_end": seq / (par + start_stop), "one_trial_s": alone,
                    "one_trial_sweep_s": one_sweep, "overhead_s": one_sweep - alone}
             for k, v in row.items():
@@ -107,6 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\nspeed-up of {args.trials} trials on {args.cpus} CPUs: {speedup:.2f}x (target >= 1.7: "
           f"{'met' if speedup >= 1.7 else 'not met'}); Ray's overhead for one trial: {overhead:.1f} s "
           f"(target <= 10 s: {'met' if overhead <= 10 else 'not met'})")
+    if autogroup:
+        print("note: the kernel schedules by session (sched_autogroup): on a machine busy with other sessions' jobs, "
+              "this benchmark's processes share one session's part of the CPUs, however many run at once")
     return figures
 
 

@@ -318,6 +318,7 @@ def sweep(out: str | Path, spec: SweepSpec | None = None, *, resume: bool = Fals
     ``address``. ``resume``: continue the sweep saved in ``out`` (``spec`` and ``trials``
     None), running only the trials that did not finish. Returns ``{"rows": sweep.csv's rows,
     "errors": trial -> error, "skipped": finished trials not run again}``."""
+    from trainers.common import atomic_write
     from trainers.presets import config_from_dict
     from trainers.ray_runner import ray_session, run_tune_trials
 
@@ -339,7 +340,7 @@ def sweep(out: str | Path, spec: SweepSpec | None = None, *, resume: bool = Fals
         with ray_session(out, address=address, cpus=cpus) as where:
             out.mkdir(parents=True, exist_ok=True)
             if not resume:  # written once Ray is reachable: an unreachable --address leaves no sweep behind
-                (out / "sweep.json").write_text(json.dumps(manifest, indent=2))
+                atomic_write(out / "sweep.json", lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2)))
             if verbose:
                 print(f"sweep: {len(todo)} trials to run ({len(skipped)} finished already) on {where}", flush=True)
             errors = run_tune_trials(todo, out, cpus_per_trial=cpus_per_trial, max_failures=max_failures,

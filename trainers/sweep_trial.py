@@ -10,6 +10,7 @@ last one resumed a checkpoint, and the Ray node it ran on.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -40,9 +41,12 @@ def last_metrics(path: Path) -> dict[str, float]:
 
 
 def _record(folder: Path, record: dict[str, Any]) -> None:
-    from trainers.common import atomic_write
-
-    atomic_write(folder / "sweep_trial.json", lambda tmp: Path(tmp).write_text(json.dumps(record)))
+    """``folder/sweep_trial.json``, replaced whole (its own partial file, not one of
+    :func:`~trainers.common.atomic_write`'s, which the training run starting beside it may
+    remove as stale)."""
+    part = folder / ".sweep_trial.json.part"
+    part.write_text(json.dumps(record))
+    os.replace(part, folder / "sweep_trial.json")
 
 
 def same_run(folder: Path, config: Config) -> bool:
@@ -65,15 +69,17 @@ def same_run(folder: Path, config: Config) -> bool:
 
 
 def train_trial(config: Config, folder: str | Path, threads: int = 1, report: Any = None, every: float = 2.0,
-                node: str | None = None) -> dict[str, float]:
+                node: str | None = None, wait_lock: float = 60.0) -> dict[str, float]:
     """Train one trial into its run folder ``folder``: from its ``checkpoint.pt`` when that
     is of this configuration (:func:`same_run`: a retried trial), else from the start (a run of
     other settings left there is replaced, as :func:`trainers.run.train` does). Every ``every`` seconds (and at the end)
     it calls ``report`` with the last row of ``metrics.csv`` and updates the folder's
-    ``sweep_trial.json`` (seconds of training over every attempt, attempts, ``node``).
-    Returns the last row of ``metrics.csv``."""
+    ``sweep_trial.json`` (seconds of training over every attempt, attempts, ``node``). A run
+    folder still locked by the process of an earlier attempt (a killed driver's worker, on its
+    way out) is waited for up to ``wait_lock`` seconds. Returns the last row of ``metrics.csv``."""
     import torch
 
+    from trainers.common import RunFolderInUse
     from trainers.run import train
 
     torch.set_num_threads(max(1, threads))
@@ -88,13 +94,22 @@ def train_trial(config: Config, folder: str | Path, threads: int = 1, report: An
     error: list[BaseException] = []
 
     def run() -> None:
-        try:
-            if resume:
-                train(config, folder, resume=True, progress=False, iterations=config.run.iterations)
-            else:
-                train(config, folder, progress=False)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the trial's thread
-            error.append(e)
+        deadline = time.monotonic() + wait_lock
+        while True:
+            try:
+                if resume:
+                    train(config, folder, resume=True, progress=False, iterations=config.run.iterations)
+                else:
+                    train(config, folder, progress=False)
+                return
+            except RunFolderInUse as e:  # the worker of a killed attempt, not yet gone
+                if time.monotonic() > deadline:
+                    error.append(e)
+                    return
+                time.sleep(1.0)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the trial's thread
+                error.append(e)
+                return
 
     start = time.perf_counter()
     worker = threading.Thread(target=run, name="train", daemon=True)
