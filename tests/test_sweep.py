@@ -71,6 +71,18 @@ def test_the_grid_crosses_games_seeds_and_option_values_and_names_each_trial():
         "actor_lr": [0.01, 1e-3], "time_limit": ["bootstrap"]}
 
 
+def test_a_grid_file_gives_the_grid_and_the_command_line_wins_over_it(tmp_path):
+    from trainers.sweep import load_grid, make_spec
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("env: ipd\nalgo: [adalign]\nseeds: [0, 1, 2]\nfast: true\niterations: 7\n"
+                    "set: {beta: [1.0, 3.0], num_games: 32}\n")
+    spec = make_spec(load_grid(grid), seeds=[5], iterations=None)
+    trials = make_trials(spec)
+    assert sorted(trials) == ["ipd-adalign-s5-beta1.0", "ipd-adalign-s5-beta3.0"]
+    assert all(c.run.iterations == 7 and c.run.num_games == 32 for c in trials.values())
+
+
 def test_an_unknown_option_fails_before_any_trial_naming_the_option_and_the_algorithm(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", *IPD, "--seeds", "0", "--set", "betta=1,2", "--out", str(out)]) == 2
