@@ -306,6 +306,10 @@ def test_sweep_resume_after_the_driver_is_killed_continues_and_reruns_nothing_th
     assert [int(r["iteration"]) for r in _rows(out / second / "metrics.csv")] == list(range(1, 201))
     assert [r["status"] for r in _rows(out / "sweep.csv")] == ["finished", "finished"]
     assert "1 trials had finished before" in resumed.stdout
+    # both drivers' Ray sessions end up in the sweep folder (the path is too long for Ray's sockets)
+    sessions = [p for p in (out / "ray_tmp").iterdir() if p.name.startswith("session_2")]
+    assert not (out / "ray_tmp").is_symlink() and len(sessions) == 2
+    assert (out / "ray_tmp" / "session_latest" / "logs").is_dir()
     reference = _trial_config(200)
     reference.run.seed = int(second[-1])
     train(reference, tmp_path / "uninterrupted", progress=False)

@@ -14,7 +14,8 @@
 
 Ray's unix sockets live in its session folder, whose path must stay short (about 100
 characters in all): when ``OUT/ray_tmp`` would be too long, Ray's folder is
-``/tmp/sdray-<hash of OUT>`` and ``OUT/ray_tmp`` links to it.
+``/tmp/sdray-<hash of OUT>`` while Ray runs, ``OUT/ray_tmp`` links to it, and its files move
+into ``OUT/ray_tmp`` when Ray stops (a killed driver leaves them in /tmp, behind the link).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -82,6 +84,26 @@ def ray_temp_dir(out: Path) -> Path:
     return short
 
 
+def _keep_logs(short: Path, local: Path) -> None:
+    """Move the session folders of a stopped Ray from the short folder ``short`` into
+    ``local`` (``OUT/ray_tmp``), replacing the link, and point ``session_latest`` at the last."""
+    if local.is_symlink():
+        local.unlink()
+    local.mkdir(parents=True, exist_ok=True)
+    latest = None
+    for child in sorted(short.iterdir()):
+        if child.name == "session_latest" and child.is_symlink():
+            latest = Path(os.readlink(child)).name
+            child.unlink()
+        elif not (local / child.name).exists():
+            shutil.move(str(child), str(local / child.name))
+    if latest is not None and (local / latest).exists():
+        (local / "session_latest").unlink(missing_ok=True)
+        (local / "session_latest").symlink_to(latest, target_is_directory=True)
+    with contextlib.suppress(OSError):
+        short.rmdir()
+
+
 @contextlib.contextmanager
 def ray_session(out: Path, address: str | None = None, cpus: int | None = None) -> Iterator[str]:
     """Ray for the block (see the module docstring); yields where it runs, in words. A Ray
@@ -113,6 +135,9 @@ def ray_session(out: Path, address: str | None = None, cpus: int | None = None) 
         yield where
     finally:
         ray.shutdown()
+        if address is None and temp != (out.resolve() / "ray_tmp"):
+            with contextlib.suppress(OSError):
+                _keep_logs(temp, out.resolve() / "ray_tmp")
 
 
 def _trial_name(trial: Any) -> str:
