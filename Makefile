@@ -63,6 +63,7 @@ bench: $(STAMP) .venv-bench/.installed
 	$(PY) benchmarks/render_speed.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/commons_harvest_speed.py
+	$(PY) benchmarks/sweep_scaling.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

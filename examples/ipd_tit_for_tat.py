@@ -22,6 +22,13 @@ section 7a; an hour of GPU time in the paper, far more than a CPU run).
 
     python examples/ipd_tit_for_tat.py --seeds 10 --out runs/ipd-tft
     python examples/ipd_tit_for_tat.py --seeds 10 --actor gru --out runs/ipd-tft-gru
+    python examples/ipd_tit_for_tat.py --seeds 10 --ray --cpus 2            # the seeds as Ray Tune trials
+    python examples/ipd_tit_for_tat.py --seeds 10 --address HEAD_IP:6379    # on a Ray cluster
+
+With ``--ray`` or ``--address`` every seed trains first, as a trial of a sweep on Ray
+(:func:`trainers.ray_runner.train_on_ray`: several at once, a seed whose worker dies continues
+from its last checkpoint), then every seed is measured here; ``train_seconds`` is then each
+trial's seconds of training.
 """
 
 from __future__ import annotations
@@ -70,6 +77,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--set", default="{}", help='other settings as JSON, e.g. \'{"replay_groups": 64}\'')
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1: far faster beside other jobs)")
+    ap.add_argument("--ray", action="store_true", help="train the seeds as Ray Tune trials on this machine")
+    ap.add_argument("--address", default=None, help="train the seeds as Ray Tune trials on the cluster at HOST:PORT")
+    ap.add_argument("--cpus", type=int, default=None, help="with --ray: CPUs of Ray (default: all)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     if args.threads:
@@ -78,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     tables, reports, times, holds = {}, {}, {}, {}
+    configs = {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         overrides = dict(seed=seed, device=args.device, tensorboard=False, **json.loads(args.set))
         if args.iterations:
@@ -86,10 +97,21 @@ def main(argv: list[str] | None = None) -> dict:
             overrides = {**GRU_OPTIONS, **overrides}
         elif args.actor:
             overrides["actor_recurrent"] = False
-        cfg = make_config("ipd", "adalign", fast=args.preset == "fast", **overrides)
-        start = time.perf_counter()
-        train(cfg, out / f"seed_{seed}", progress=not args.no_progress)
-        times[seed] = time.perf_counter() - start
+        configs[seed] = make_config("ipd", "adalign", fast=args.preset == "fast", **overrides)
+    if args.ray or args.address:
+        from trainers.ray_runner import train_on_ray
+
+        try:
+            seconds = train_on_ray({f"seed_{s}": c for s, c in configs.items()}, out, address=args.address,
+                                   cpus=args.cpus, verbose=not args.no_progress)
+        except (ConnectionError, ImportError, ValueError) as e:
+            ap.error(str(e))
+        times = {s: seconds[f"seed_{s}"] for s in configs}
+    for seed, cfg in configs.items():
+        if not (args.ray or args.address):
+            start = time.perf_counter()
+            train(cfg, out / f"seed_{seed}", progress=not args.no_progress)
+            times[seed] = time.perf_counter() - start
         path = out / f"seed_{seed}" / "checkpoint.pt"
         tables[seed] = cooperation_table(path)
         reports[seed] = ipd_report(path, table=tables[seed])

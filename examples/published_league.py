@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0, help="the league's game seed")
     ap.add_argument("--out", type=Path, default=Path("runs/reproduce/published_league"))
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--ray", action="store_true",
+                    help="play the matches as Ray tasks on this machine (Ray's logs in OUT/ray_tmp)")
+    ap.add_argument("--address", default=None, help="play the matches as Ray tasks on the Ray cluster at HOST:PORT")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     for flag in ("seeds", "episodes", "steps", "threads"):
@@ -131,8 +134,22 @@ def main(argv: list[str] | None = None) -> dict:
     except FileNotFoundError as e:
         ap.error(str(e))
     start = time.perf_counter()
-    result = league("coin_game", [*players, *SCRIPTED], args.out, seeds=args.seeds, episodes=args.episodes,
-                    seed=args.seed, progress=not args.no_progress, env_kwargs={"max_steps": args.steps})
+    kwargs = dict(seeds=args.seeds, episodes=args.episodes, seed=args.seed, progress=not args.no_progress,
+                  env_kwargs={"max_steps": args.steps})
+    if args.ray or args.address:
+        from trainers.ray_runner import ray_map, ray_session
+
+        session = ray_session(args.out, address=args.address)
+        try:
+            session.__enter__()
+        except (ConnectionError, ImportError) as e:
+            ap.error(str(e))
+        try:
+            result = league("coin_game", [*players, *SCRIPTED], args.out, map_cells=ray_map, **kwargs)
+        finally:
+            session.__exit__(None, None, None)
+    else:
+        result = league("coin_game", [*players, *SCRIPTED], args.out, **kwargs)
     seconds = time.perf_counter() - start
     print(format_table(result))
     game = social_dilemmas.make_game("coin_game", max_steps=args.steps)

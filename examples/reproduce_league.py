@@ -24,6 +24,15 @@ writes under ``OUT``:
     python examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2
     python examples/reproduce_league.py --env coin_game --seeds 10 --jobs 2   # two runs at a time
     python examples/reproduce_league.py --env coin_game --seeds 10 --published ../shared/published_league
+    python examples/reproduce_league.py --env coin_game --seeds 10 --ray --jobs 2   # Ray Tune trials, Ray tasks
+    python examples/reproduce_league.py --env coin_game --seeds 10 --address HEAD_IP:6379   # on a Ray cluster
+
+With ``--ray`` (Ray on this machine, ``--jobs`` CPUs) or ``--address`` (a Ray cluster; ``OUT``
+on a file system every node shares) the runs are the trials of a sweep
+(:func:`trainers.ray_runner.train_on_ray`: a run whose worker dies continues from its last
+checkpoint) and the league's matches are Ray tasks; ``times.csv`` then has each run's
+seconds of training. Without them, the runs train in this process or in ``--jobs`` worker
+processes of this machine, which needs no Ray.
 
 Runs that already finished in ``OUT`` with the same settings are reused (delete them to
 retrain), so a long reproduction can be stopped and started again. Runs saved by the first
@@ -114,6 +123,14 @@ def train_all(jobs: list[tuple[str, int, Path, Config]], workers: int, progress:
             times.append((name, seed, time.perf_counter() - start))
             print(f"trained {name} seed {seed} in {times[-1][2]:.0f} s", flush=True)
     return times
+
+
+def trial_seconds(run: Path) -> float:
+    """The seconds of training of a run trained as a Ray Tune trial (its ``sweep_trial.json``)."""
+    try:
+        return float(json.loads((run / "sweep_trial.json").read_text())["seconds"])
+    except (OSError, ValueError, KeyError):
+        return float("nan")
 
 
 #: Run settings that do not change what a run learns: a finished run that differs only in these is reused.
@@ -245,6 +262,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--published", type=Path, default=None,
                     help="Coin Game: the published agents' folder (../shared/published_league, or a clone's "
                     "league/checkpoints); they join the league")
+    ap.add_argument("--ray", action="store_true",
+                    help="train as Ray Tune trials and play the league as Ray tasks on this machine (--jobs CPUs "
+                    "when above 1, else all of them; Ray's logs in OUT/ray_tmp)")
+    ap.add_argument("--address", default=None,
+                    help="as --ray, on the Ray cluster at HOST:PORT (ray start --head prints it)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     published: list[str] = []
@@ -284,7 +306,31 @@ def main(argv: list[str] | None = None) -> dict:
             else:
                 jobs.append((name, seed, run, cfg))
     jobs.sort(key=lambda job: job[0] != "adalign")  # the longest runs first
-    times = train_all(jobs, args.jobs, progress, out / "logs")
+    players = [*(f"{name}={out}/{name}-s*/{artefact}" for name, artefact in TRAINED.items()), *published,
+               *SCRIPTED[args.env]]
+    league_kwargs = dict(seeds=args.seeds, episodes=args.episodes, progress=progress,
+                         env_kwargs={"max_steps": d["league_steps"]})
+    if args.ray or args.address:
+        from trainers.ray_runner import ray_map, ray_session, run_tune_trials
+
+        session = ray_session(out, address=args.address, cpus=args.jobs if args.jobs > 1 and not args.address else None)
+        try:
+            where = session.__enter__()
+        except (ConnectionError, ImportError, ValueError) as e:
+            ap.error(str(e))
+        try:
+            print(f"training {len(jobs)} runs as Ray Tune trials on {where}", flush=True)
+            if jobs:
+                errors = run_tune_trials({run.name: cfg for _, _, run, cfg in jobs}, out, verbose=progress)
+                if errors:
+                    raise RuntimeError("training failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
+            times = [(name, seed, trial_seconds(run)) for name, seed, run, _ in jobs]
+            result = league(args.env, players, out, map_cells=ray_map, **league_kwargs)
+        finally:
+            session.__exit__(None, None, None)
+    else:
+        times = train_all(jobs, args.jobs, progress, out / "logs")
+        result = None
     if times:
         new = not (out / "times.csv").exists()
         with (out / "times.csv").open("a", newline="") as f:
@@ -292,10 +338,8 @@ def main(argv: list[str] | None = None) -> dict:
             if new:
                 w.writerow(["player", "seed", "train_seconds"])
             w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
-    players = [*(f"{name}={out}/{name}-s*/{artefact}" for name, artefact in TRAINED.items()), *published,
-               *SCRIPTED[args.env]]
-    result = league(args.env, players, out, seeds=args.seeds, episodes=args.episodes, progress=progress,
-                    env_kwargs={"max_steps": d["league_steps"]})
+    if result is None:
+        result = league(args.env, players, out, **league_kwargs)
     print(format_table(result))
     same = self_play_by_seed(args.env, out, args.seeds, args.episodes, d["league_steps"])
     with (out / "self_play.csv").open("w", newline="") as f:

@@ -6,6 +6,8 @@
     python -m trainers train --env negotiation --algo ppo_shared_reward --out runs/neg-ppo-sr   # SB3 baselines
     python -m trainers cooperation --agent runs/ipd/checkpoint.pt --out runs/ipd/cooperation
     python -m trainers league --env ipd --players always_defect tit_for_tat "runs/ipd-s*/checkpoint.pt" --out runs/league
+    python -m trainers sweep --env ipd --algo adalign --fast --seeds 0 1 2 3 --iterations 200 --out runs/sweep
+    python -m trainers sweep --resume runs/sweep                                      # continue a killed sweep
     python -m trainers algorithms                                                     # the registered algorithms
 
 Every field of the configuration is an option of ``train`` (``train --help`` lists them
@@ -30,9 +32,10 @@ from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec
 
 __all__ = ["main"]
 
-USAGE = """usage: python -m trainers {train,cooperation,league,algorithms} [OPTIONS]
+USAGE = """usage: python -m trainers {train,sweep,cooperation,league,algorithms} [OPTIONS]
 
   train         train an agent (every option: python -m trainers train --help)
+  sweep         a grid of training runs (games, algorithms, seeds, options) as Ray Tune trials: sweep.csv
   cooperation   an IPD agent's first move, P(cooperate | previous round) (Fig. 1b), self-play, vs Always Defect
   league        play every player against every player: table, league.csv, heatmap
   algorithms    list the algorithms --algo accepts
@@ -262,6 +265,10 @@ class LeagueCommand:
     """Arguments of the game's constructor, e.g. {"max_steps": 16}."""
     no_progress: Annotated[bool, tyro.conf.FlagCreatePairsOff] = False
     """No progress bar."""
+    ray: Annotated[bool, tyro.conf.FlagCreatePairsOff] = False
+    """Play the matches (cells) as Ray tasks on this machine (Ray's logs in OUT/ray_tmp)."""
+    address: str | None = None
+    """Play the matches as Ray tasks on the Ray cluster at HOST:PORT (ray start --head prints it)."""
 
 
 def _league(argv: list[str]) -> int:
@@ -272,16 +279,97 @@ def _league(argv: list[str]) -> int:
     try:
         device = resolve_device(args.device)
         _out_folder(args.out)
-        result = league(args.env, args.players, args.out, seeds=args.seeds, episodes=args.episodes, seed=args.seed,
-                        device=device, focal=args.focal, greedy=args.greedy, progress=not args.no_progress,
-                        env_kwargs=args.env_kwargs)
-    except (ValueError, FileNotFoundError, NotADirectoryError, TypeError, ImportError) as e:
+        kwargs = dict(seeds=args.seeds, episodes=args.episodes, seed=args.seed, device=device, focal=args.focal,
+                      greedy=args.greedy, progress=not args.no_progress, env_kwargs=args.env_kwargs)
+        if args.ray or args.address:
+            from trainers.ray_runner import ray_map, ray_session
+
+            with ray_session(Path(args.out), address=args.address) as where:
+                print(f"league: the matches run as Ray tasks on {where}", flush=True)
+                result = league(args.env, args.players, args.out, map_cells=ray_map, **kwargs)
+        else:
+            result = league(args.env, args.players, args.out, **kwargs)
+    except (ValueError, FileNotFoundError, NotADirectoryError, TypeError, ImportError, ConnectionError) as e:
         return _error(e)
     except OSError as e:
         return _error(e, 1)
     print(format_table(result))
     print(f"wrote {args.out}/league.csv, {args.out}/league.png and {args.out}/league.json")
     return 0
+
+
+@dataclasses.dataclass
+class SweepCommand:
+    """Run a sweep: every game x algorithm x seed x option value (--set NAME=V1,V2, or a --grid file) is a training
+    run, each a Ray Tune trial (trainers.sweep). Writes OUT/sweep.json, a run folder per trial, OUT/sweep.csv."""
+
+    out: str | None = None
+    """The sweep's folder (a new one; --resume continues one)."""
+    env: list[str] = dataclasses.field(default_factory=list)
+    """Games of the grid (default ipd)."""
+    algo: list[str] = dataclasses.field(default_factory=list)
+    """Algorithms of the grid (default: the game's)."""
+    seeds: list[int] = dataclasses.field(default_factory=list)
+    """Seeds of the grid (default 0)."""
+    fast: Annotated[bool, tyro.conf.FlagCreatePairsOff] = False
+    """Start every run from the CPU preset of its game and algorithm (as train --fast)."""
+    iterations: int | None = None
+    """Updates of every run (default: the preset's)."""
+    set: list[str] = dataclasses.field(default_factory=list)
+    """Options of the runs, NAME=VALUE or NAME=V1,V2 (every value crossed with the rest), e.g. beta=1,3."""
+    grid: str | None = None
+    """A YAML file of the grid: env, algo, seeds, fast, iterations, set (the flags given win over it)."""
+    resume: str | None = None
+    """Continue the sweep in this folder: the trials that finished are not run again."""
+    address: str | None = None
+    """Join the Ray cluster at HOST:PORT (ray start --head prints it) instead of starting Ray on this machine."""
+    cpus: int | None = None
+    """CPUs of the Ray started on this machine (default: all)."""
+    cpus_per_trial: int = 1
+    """CPUs (and torch threads) of each trial."""
+    max_failures: int = 3
+    """Retries of a trial whose worker dies (each from the trial's last checkpoint)."""
+    quiet: Annotated[bool, tyro.conf.FlagCreatePairsOff] = False
+    """No table of trials while the sweep runs."""
+
+
+def _sweep(argv: list[str]) -> int:
+    from trainers.sweep import load_grid, make_spec, parse_set, sweep
+
+    args = _cli(SweepCommand, argv, "sweep")
+    run = dict(address=args.address, cpus=args.cpus, cpus_per_trial=args.cpus_per_trial,
+               max_failures=args.max_failures, verbose=not args.quiet)
+    try:
+        if args.max_failures < 0:
+            raise ValueError(f"--max-failures must be an integer >= 0, got {args.max_failures}")
+        if args.resume:
+            given = [f"--{k.replace('_', '-')}" for k in ("out", "env", "algo", "seeds", "iterations", "set", "grid")
+                     if getattr(args, k)] + (["--fast"] if args.fast else [])
+            if given:
+                raise ValueError(f"--resume {args.resume} continues the sweep saved there; {', '.join(given)} "
+                                 "cannot be given with it")
+            out, result = args.resume, sweep(args.resume, resume=True, **run)
+        else:
+            if args.out is None:
+                raise ValueError("--out is required: the sweep's folder")
+            grid = load_grid(args.grid) if args.grid else {}
+            options = {**(grid.get("set") or {}), **parse_set(args.set)}
+            spec = make_spec(grid, env=args.env or None, algo=args.algo or None, seeds=args.seeds or None,
+                             fast=True if args.fast else None, iterations=args.iterations, set=options or None)
+            out, result = args.out, sweep(args.out, spec, **run)
+    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError, ConnectionError) as e:
+        return _error(e)
+    except OSError as e:
+        return _error(e, 1)
+    print(f"{'trial':<40} {'status':<10} {'updates':>7} {'reward/step':>11} {'seconds':>8}")
+    for row in result["rows"]:
+        reward = row.get("rollout/reward_per_step")
+        print(f"{row['trial']:<40} {row['status']:<10} {row['updates']:>7} "
+              f"{'' if reward is None else f'{reward:.4f}':>11} {row['seconds']:>8.1f}")
+    for name, error in result["errors"].items():
+        print(f"error: trial {name} failed: {error}", file=sys.stderr)
+    print(f"wrote {out}/sweep.csv ({len(result['skipped'])} trials had finished before)")
+    return 1 if result["errors"] else 0
 
 
 def _algorithms(argv: list[str]) -> int:
@@ -297,7 +385,7 @@ def _algorithms(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "cooperation": _cooperation, "league": _league, "algorithms": _algorithms}
+COMMANDS = {"train": _train, "sweep": _sweep, "cooperation": _cooperation, "league": _league, "algorithms": _algorithms}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ from social_dilemmas.policies import (
     scripted_names,
 )
 
-__all__ = ["LeaguePlayer", "LeagueResult", "parse_player", "run_league", "same_seed_self_play", "write_league",
+__all__ = ["LeaguePlayer", "LeagueResult", "parse_player", "run_league", "play_cell", "same_seed_self_play", "write_league",
            "format_table", "plot_heatmap", "league", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["row", "col", "row_reward", "col_reward", "row_std", "col_std"]
@@ -191,12 +191,16 @@ def run_league(
     focal: int | None = None,
     greedy: bool = False,
     progress: bool = False,
+    map_cells: Callable[..., list[dict[str, float]]] | None = None,
     **env_kwargs: Any,
 ) -> LeagueResult:
     """Play every ordered pair of ``players`` (see the module docstring) and return the matrices.
 
     ``game`` is a game's name (with ``env_kwargs``) or a ``BatchedGame``; ``greedy``
-    makes trained players (``.pt``, ``.zip``) play their most likely action.
+    makes trained players (``.pt``, ``.zip``) play their most likely action. ``map_cells``
+    plays the cells elsewhere: ``map_cells(play_cell, [args of each cell], done)`` returns
+    :func:`play_cell` of every cell in order and calls ``done()`` as each ends (Ray tasks:
+    :func:`trainers.ray_runner.ray_map`); the results are the same as here.
     """
     if isinstance(game, str):
         game = social_dilemmas.make_game(game, **env_kwargs)
@@ -213,7 +217,42 @@ def run_league(
     if not entries:
         raise ValueError("the league needs at least one player")
     _unique_names(entries)
-    cache: dict[tuple[int, int, int], Policy] = {}
+    P = len(entries)
+    mats = {k: np.zeros((P, P)) for k in ("row_reward", "col_reward", "row_std", "col_std")}
+    cells = [(r, c) for r in range(P) for c in range(P)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cells), unit="cell", desc=f"league {game.name}")
+    done = bar.update if bar is not None else (lambda n=1: None)
+    if map_cells is None:  # here, each policy loaded once
+        cache: dict[tuple[int, int, int], Policy] = {}
+        values = []
+        for r, c in cells:
+            values.append(play_cell(game, entries, r, c, episodes, seed, device, focal, greedy, cache))
+            done()
+    else:
+        values = map_cells(play_cell, [(game, entries, r, c, episodes, seed, device, focal, greedy) for r, c in cells],
+                           done)
+    rows = []
+    for (r, c), cell in zip(cells, values):
+        for k, v in cell.items():
+            mats[k][r, c] = v
+        rows.append({"row": entries[r].name, "col": entries[c].name, **{k: float(v) for k, v in cell.items()}})
+    if bar is not None:
+        bar.close()
+    return LeagueResult([e.name for e in entries], focal=focal, rows=rows, **mats)
+
+
+def play_cell(game: BatchedGame, entries: Sequence[LeaguePlayer], r: int, c: int, episodes: int, seed: int,
+              device: str | torch.device, focal: int, greedy: bool,
+              cache: dict[tuple[int, int, int], Policy] | None = None) -> dict[str, float]:
+    """The league's cell ``(r, c)``: every instance of player ``r`` (seats ``0 .. focal-1``)
+    against every instance of player ``c``, ``episodes`` games each; each side's mean reward
+    per step and its standard deviation over the instance pairs. ``cache``: policies already
+    loaded, by ``(player, instance, seat)``."""
+    cache = {} if cache is None else cache
 
     def policy(player: int, instance: int, seat: int) -> Policy:
         key = (player, instance, seat)
@@ -221,33 +260,15 @@ def run_league(
             cache[key] = _load(entries[player].instances[instance], game, greedy)
         return cache[key]
 
-    P = len(entries)
-    mats = {k: np.zeros((P, P)) for k in ("row_reward", "col_reward", "row_std", "col_std")}
-    rows = []
-    cells = [(r, c) for r in range(P) for c in range(P)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(cells), unit="cell", desc=f"league {game.name}")
-    for r, c in cells:
-        row_means, col_means = [], []
-        for a in range(len(entries[r].instances)):
-            for b in range(len(entries[c].instances)):
-                seats = [policy(r, a, s) if s < focal else policy(c, b, s) for s in range(n)]
-                result = play(game, seats, num_envs=episodes, episodes=1, seed=seed + 1000 * a + b, device=device)
-                row_means.append(float(np.mean(result.mean[:focal])))
-                col_means.append(float(np.mean(result.mean[focal:])))
-        values = {"row_reward": np.mean(row_means), "col_reward": np.mean(col_means),
-                  "row_std": np.std(row_means), "col_std": np.std(col_means)}
-        for k, v in values.items():
-            mats[k][r, c] = v
-        rows.append({"row": entries[r].name, "col": entries[c].name, **{k: float(v) for k, v in values.items()}})
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return LeagueResult([e.name for e in entries], focal=focal, rows=rows, **mats)
+    row_means, col_means = [], []
+    for a in range(len(entries[r].instances)):
+        for b in range(len(entries[c].instances)):
+            seats = [policy(r, a, s) if s < focal else policy(c, b, s) for s in range(game.n_players)]
+            result = play(game, seats, num_envs=episodes, episodes=1, seed=seed + 1000 * a + b, device=device)
+            row_means.append(float(np.mean(result.mean[:focal])))
+            col_means.append(float(np.mean(result.mean[focal:])))
+    return {"row_reward": float(np.mean(row_means)), "col_reward": float(np.mean(col_means)),
+            "row_std": float(np.std(row_means)), "col_std": float(np.std(col_means))}
 
 
 def same_seed_self_play(game: str | BatchedGame, player: Any, seeds: int = 3, episodes: int = 32, seed: int = 0,
@@ -329,12 +350,14 @@ def write_league(result: LeagueResult, out: str | Path, title: str | None = None
 
 def league(env: str, players: Sequence[str], out: str | Path, seeds: int = 3, episodes: int = 32, seed: int = 0,
            device: str = "cpu", focal: int | None = None, greedy: bool = False, progress: bool = True,
-           env_kwargs: dict[str, Any] | None = None) -> LeagueResult:
-    """The ``league`` command: play, write the outputs, return the result."""
+           env_kwargs: dict[str, Any] | None = None,
+           map_cells: Callable[..., list[dict[str, float]]] | None = None) -> LeagueResult:
+    """The ``league`` command: play, write the outputs, return the result (``map_cells``:
+    see :func:`run_league`)."""
     game = social_dilemmas.make_game(env, **(env_kwargs or {}))
     entries = [parse_player(p, game, seeds) for p in players]
     result = run_league(game, entries, seeds=seeds, episodes=episodes, seed=seed, device=device, focal=focal,
-                        greedy=greedy, progress=progress)
+                        greedy=greedy, progress=progress, map_cells=map_cells)
     settings = {"env": env, "env_kwargs": env_kwargs or {}, "seeds": seeds, "episodes": episodes, "seed": seed,
                 "focal": result.focal, "greedy": greedy,
                 "players": {e.name: [str(i) for i in e.instances] for e in entries}}
