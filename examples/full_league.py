@@ -24,6 +24,13 @@ training time of every run) and ``league.md``: the table of every cell (row play
 
     python examples/full_league.py --seeds 10 --jobs 2 --published ../shared/published_league
     python examples/full_league.py --seeds 2 --players adalign_ce adalign_vs loqa --adalign-from runs/reproduce/coin_game
+    python examples/full_league.py --seeds 10 --address HEAD_IP:6379 --out /shared/full_league   # on a Ray cluster
+
+With ``--ray`` (Ray on this machine) or ``--address`` (a Ray cluster; ``OUT`` on a file
+system every node shares) the runs are the trials of a sweep
+(:func:`trainers.ray_runner.run_tune_trials`: a run whose worker dies continues from its
+last checkpoint) and the league's cells are Ray tasks; without them, ``--jobs`` worker
+processes of this machine (no Ray needed).
 
 Finished runs in ``OUT`` with the same settings are reused, so the reproduction can be
 stopped and started again. The paper's Fig. 7 cannot be compared cell by cell: its matrix
@@ -46,7 +53,7 @@ from trainers.presets import make_config
 from trainers.published import published_players
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_league import PUBLISHED_PREFIX, finished, train_all  # noqa: E402
+from reproduce_league import PUBLISHED_PREFIX, finished, train_all, trial_seconds  # noqa: E402
 
 #: The ablations of Fig. 7: the sign cases each one masks (removes) from the alignment term.
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -142,6 +149,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--published", type=Path, default=None,
                     help="the published agents' folder (../shared/published_league); they join the league")
     ap.add_argument("--jobs", type=int, default=1, help="training runs at once, each in its own process")
+    ap.add_argument("--ray", action="store_true",
+                    help="train as Ray Tune trials and play the league as Ray tasks on this machine (--jobs CPUs "
+                    "when above 1, else all of them; Ray's logs in OUT/ray_tmp)")
+    ap.add_argument("--address", default=None, help="as --ray, on the Ray cluster at HOST:PORT")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads of this process")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("runs/reproduce/full_league"))
@@ -177,7 +188,31 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"reusing {run}")
             else:
                 jobs.append((name, seed, run, cfg))
-    times = train_all(jobs, args.jobs, progress, out / "logs")
+    where = {n: (args.adalign_from if n == "adalign" and args.adalign_from is not None else out) for n in names}
+    trained = [f"{n}={where[n]}/{n}-s*/checkpoint.pt" for n in names]
+    players = [*trained, *published, *SCRIPTED]
+    league_kwargs = dict(seeds=args.seeds, episodes=args.episodes, progress=progress,
+                         env_kwargs={"max_steps": LEAGUE_STEPS})
+    if args.ray or args.address:  # the sweep runner: Tune trials retried from their checkpoints, cells as Ray tasks
+        from trainers.ray_runner import ray_map, ray_session, run_tune_trials
+
+        session = ray_session(out, address=args.address, cpus=args.jobs if args.jobs > 1 and not args.address else None)
+        try:
+            session.__enter__()
+        except (ConnectionError, ImportError, ValueError) as e:
+            ap.error(str(e))
+        try:
+            if jobs:
+                errors = run_tune_trials({run.name: cfg for _, _, run, cfg in jobs}, out, verbose=progress)
+                if errors:
+                    raise RuntimeError("training failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
+            times = [(name, seed, trial_seconds(run)) for name, seed, run, _ in jobs]
+            result = league("coin_game", players, out, map_cells=ray_map, **league_kwargs)
+        finally:
+            session.__exit__(None, None, None)
+    else:
+        times = train_all(jobs, args.jobs, progress, out / "logs")
+        result = league("coin_game", players, out, **league_kwargs)
     if times:
         new = not (out / "times.csv").exists()
         out.mkdir(parents=True, exist_ok=True)
@@ -186,10 +221,6 @@ def main(argv: list[str] | None = None) -> dict:
             if new:
                 w.writerow(["player", "seed", "train_seconds"])
             w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
-    where = {n: (args.adalign_from if n == "adalign" and args.adalign_from is not None else out) for n in names}
-    trained = [f"{n}={where[n]}/{n}-s*/checkpoint.pt" for n in names]
-    result = league("coin_game", [*trained, *published, *SCRIPTED], out, seeds=args.seeds, episodes=args.episodes,
-                    progress=progress, env_kwargs={"max_steps": LEAGUE_STEPS})
     print(format_table(result))
     game = social_dilemmas.make_game("coin_game", max_steps=LEAGUE_STEPS)
     same = {n: same_seed_self_play(game, spec, args.seeds, args.episodes) for n, spec in zip(names, trained)}
