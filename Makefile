@@ -9,7 +9,7 @@ export SDL_VIDEODRIVER ?= dummy
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
 .PHONY: demo test slow bench reproduce reproduce-ipd reproduce-coin reproduce-negotiation reproduce-published-league \
-	install lint clean
+	reproduce-full-league install lint clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/install_meltingpot.py
 	@test -x $(PY) || { echo "[install] creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -31,7 +31,7 @@ slow: $(STAMP)
 	$(PY) -m pytest -m slow -n 2
 
 # the paper's results, reproduced by example scripts (long: see the README's Results)
-# (make reproduce-ipd, reproduce-coin, reproduce-negotiation, reproduce-published-league for one of them)
+# (make reproduce-ipd, reproduce-coin, reproduce-negotiation, reproduce-published-league, reproduce-full-league for one of them)
 # PUBLISHED: the authors' Coin Game agents (a clone's league/checkpoints works too)
 PUBLISHED ?= ../shared/published_league
 reproduce: reproduce-ipd reproduce-published-league reproduce-coin reproduce-negotiation
@@ -49,6 +49,11 @@ reproduce-published-league: $(STAMP)
 
 reproduce-negotiation: $(STAMP)
 	$(PY) examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2 --out runs/reproduce/negotiation
+
+# Fig. 7: AdAlign, its sign ablations, LOQA, POLA (M-FOS trains on the IPD only), scripted and published players
+reproduce-full-league: $(STAMP)
+	$(PY) examples/full_league.py --seeds 10 --jobs 2 --threads 1 --published $(PUBLISHED) \
+		--out runs/reproduce/full_league
 
 # benchmarks: a second environment holds the JaxMARL reference
 .venv-bench/.installed: benchmarks/constraints-jaxmarl.txt
