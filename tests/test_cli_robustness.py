@@ -398,3 +398,25 @@ def test_a_corrupt_or_foreign_saved_player_is_an_error_naming_it(tmp_path, capsy
     assert main(["league", "--env", "ipd", "--players", "always_defect", str(path), "--seeds", "1", "--episodes", "2",
                  "--no-progress", "--out", str(tmp_path / "league")]) == 2
     assert str(path) in error_of(capsys)
+
+
+def test_any_damaged_bytes_are_a_checkpoint_error_naming_the_file(tmp_path):
+    """Random bytes make the unpickler fail in many ways (a huge allocation, a bad opcode
+    argument, a missing class...): every one is a CheckpointError naming the file, for the
+    trainer's checkpoints and the published agents' pickles alike (300 fixed random files,
+    some starting like a pickle)."""
+    import random
+
+    from trainers.common import CheckpointError, read_checkpoint
+    from trainers.published import read_published
+
+    rng = random.Random(0)
+    path = tmp_path / "checkpoint.pt"
+    for i in range(300):
+        blob = rng.randbytes(rng.randrange(1, 4000))
+        if i % 2:
+            blob = b"\x80\x04" + blob  # a pickle's protocol header
+        path.write_bytes(blob)
+        for reader in (read_checkpoint, read_published):
+            with pytest.raises(CheckpointError, match="checkpoint.pt"):
+                reader(path)

@@ -165,7 +165,10 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a file (the file is DIR/checkpoint.pt)")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=False)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, MemoryError,
+            OverflowError, KeyError, IndexError, TypeError, AttributeError, ImportError) as e:
+        # damaged bytes can make the unpickler fail anywhere: a huge allocation (MemoryError), a bad
+        # opcode argument (KeyError, IndexError, OverflowError), a "class" that does not exist...
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(e).__name__}: {e}); it is empty, "
                               "truncated or not a checkpoint of this project") from None
     if not isinstance(ckpt, dict):

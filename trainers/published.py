@@ -160,7 +160,8 @@ def read_published(path: str | Path) -> PublishedAgent:
         raise FileNotFoundError(f"{where} does not exist") from None
     try:
         tree = _to_plain(_ParameterUnpickler(io.BytesIO(data)).load())
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError,
+            MemoryError, OverflowError) as e:
         raise CheckpointError(f"{where} could not be read ({type(e).__name__}: {e})") from None
     if isinstance(tree, dict) and "agent0" in tree:
         try:
