@@ -34,7 +34,8 @@ last checkpoint) and the league's cells are Ray tasks; without them, ``--jobs`` 
 processes of this machine (no Ray needed).
 
 Finished runs in ``OUT`` with the same settings are reused, so the reproduction can be
-stopped and started again. The paper's Fig. 7 cannot be compared cell by cell: its matrix
+stopped and started again; ``--league-only`` plays the runs in ``OUT`` as they are (trained
+with other settings or by an earlier version) without training anything. The paper's Fig. 7 cannot be compared cell by cell: its matrix
 is an image whose text in ``../shared/papers`` is scrambled (see the README).
 """
 
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads of this process")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("runs/reproduce/full_league"))
+    ap.add_argument("--league-only", action="store_true",
+                    help="train nothing: play the league with the runs already in OUT (NAME-sK/checkpoint.pt), "
+                    "whatever settings they were trained with")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs), ("--episodes", args.episodes),
@@ -182,6 +186,11 @@ def main(argv: list[str] | None = None) -> dict:
     jobs: list[tuple[str, int, Path, Config]] = []
     for seed in range(args.seeds):
         for name in names:
+            if args.league_only:
+                run = (args.adalign_from if name == "adalign" and args.adalign_from else out) / f"{name}-s{seed}"
+                if not (run / "checkpoint.pt").exists():
+                    ap.error(f"--league-only: {run}/checkpoint.pt does not exist (train it first)")
+                continue
             if name == "adalign" and args.adalign_from is not None:
                 continue
             budget = getattr(args, f"{name if name in BUDGETS else 'adalign'}_iterations")

@@ -282,6 +282,16 @@ def test_full_league_trains_the_ablations_and_the_other_methods_and_plays_them(t
     assert json.loads((tmp_path / "full" / "loqa-s0" / "config.json").read_text())["run"]["algo"] == "loqa"
     table = (tmp_path / "full" / "league.md").read_text()
     assert "| adalign_vs |" in table and "min (mean of 1)" in table
+    times = (tmp_path / "full" / "times.csv").read_text()
+    replay = ("--seeds", 1, "--players", "adalign_vs", "--episodes", 2, "--out", tmp_path / "full", "--no-progress",
+              "--league-only", "--adalign-iterations", 5)  # other settings: played as they are, not retrained
+    run_example("full_league.py", *replay, cwd=tmp_path)
+    assert (tmp_path / "full" / "times.csv").read_text() == times
+    assert json.loads((tmp_path / "full" / "adalign_vs-s0" / "config.json").read_text())["run"]["iterations"] == 2
+    missing = subprocess.run([sys.executable, str(EXAMPLES / "full_league.py"), "--players", "adalign_s", "--seeds", "1",
+                              "--league-only", "--out", str(tmp_path / "full")], capture_output=True, text=True,
+                             cwd=tmp_path)
+    assert missing.returncode == 2 and "adalign_s-s0/checkpoint.pt does not exist" in missing.stderr
     bad = subprocess.run([sys.executable, str(EXAMPLES / "full_league.py"), "--players", "adalign_x"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "--players ['adalign_x'] is invalid" in bad.stderr
