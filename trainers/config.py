@@ -106,7 +106,8 @@ class RunConfig(Section):
     """Game: ipd, coin_game, negotiation, commons_harvest_open (the last needs the Melting Pot extra)."""
     algo: str = "adalign"
     """Algorithm (python -m trainers algorithms lists them): adalign (REINFORCE form, SPEC 5),
-    proximal_adalign (PPO form, SPEC 6), ppo and ppo_shared_reward (Stable-Baselines3)."""
+    proximal_adalign (PPO form, SPEC 6), ppo and ppo_shared_reward (Stable-Baselines3), loqa,
+    pola, mfos (the other opponent-shaping methods, SPEC 7b)."""
     seed: int = 0
     """Seed of every random number the run draws (games, actions, opponents, initial weights)."""
     iterations: int = 1000
