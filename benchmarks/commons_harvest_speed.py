@@ -171,16 +171,17 @@ TRAIN_NETWORKS = {
 }
 
 
-def bench_train(rounds: int, games: int, seed: int = 0) -> dict[str, list[tuple[float, float]]]:
+def bench_train(rounds: int, games: int, seed: int = 0, threads: int = 1) -> dict[str, list[tuple[float, float]]]:
     """Env-steps per second of each network of :data:`TRAIN_NETWORKS` over ``rounds`` timed
-    updates (``games`` games per update), the trainers taking turns (one thread): per
+    updates (``games`` games per update), the trainers taking turns (``threads`` torch threads
+    for all of them): per
     update (the steps of an update, games x rollout steps, over its wall time, over the
     trainer process's CPU time). The episodes (1000 steps) do not end inside the timed
     updates for rounds below 65."""
     from trainers.algorithms.proximal_adalign import ProximalAdAlign
     from trainers.presets import make_config
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     trainers = {}
     try:
         for name, net in TRAIN_NETWORKS.items():
@@ -228,8 +229,10 @@ def main() -> None:
     parser.add_argument("--train", action="store_true", help="also time training with the three networks")
     parser.add_argument("--no-env", action="store_true", help="skip the env benchmarks (with --train: training only)")
     parser.add_argument("--games", type=int, default=6, help="games per update of the training benchmark")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the training benchmark, the same for every network (default 1)")
     args = parser.parse_args()
-    for name in ("steps", "rounds", "games"):
+    for name in ("steps", "rounds", "games", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.no_env and not args.train:
@@ -241,7 +244,8 @@ def main() -> None:
     if not args.no_env:
         bench_env(args)
     if args.train:
-        print_train(bench_train(args.rounds, args.games), args.games)
+        print(f"training with {args.threads} torch thread(s) for every network")
+        print_train(bench_train(args.rounds, args.games, threads=args.threads), args.games)
     load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(load average {load_end:.1f} at the end)")
 
