@@ -49,13 +49,13 @@ from pathlib import Path
 import social_dilemmas
 from trainers import algorithms
 from trainers.config import Config
-from trainers.evaluation.league import LeagueResult, format_table, league, same_seed_self_play
+from trainers.evaluation.league import LeagueResult, format_table, same_seed_self_play
 from trainers.losses import SIGN_CASES
 from trainers.presets import make_config
 from trainers.published import published_players
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce_league import PUBLISHED_PREFIX, finished, train_all, trial_seconds  # noqa: E402
+from reproduce_league import PUBLISHED_PREFIX, finished, train_and_play, write_self_play  # noqa: E402
 
 #: The ablations of Fig. 7: the sign cases each one masks (removes) from the alignment term.
 ABLATIONS: dict[str, tuple[str, ...]] = {
@@ -205,41 +205,11 @@ def main(argv: list[str] | None = None) -> dict:
     players = [*trained, *published, *SCRIPTED]
     league_kwargs = dict(seeds=args.seeds, episodes=args.episodes, progress=progress,
                          env_kwargs={"max_steps": LEAGUE_STEPS})
-    if args.ray or args.address:  # the sweep runner: Tune trials retried from their checkpoints, cells as Ray tasks
-        from trainers.ray_runner import ray_map, ray_session, run_tune_trials
-
-        session = ray_session(out, address=args.address, cpus=args.jobs if args.jobs > 1 and not args.address else None)
-        try:
-            session.__enter__()
-        except (ConnectionError, ImportError, ValueError) as e:
-            ap.error(str(e))
-        try:
-            if jobs:
-                errors = run_tune_trials({run.name: cfg for _, _, run, cfg in jobs}, out, verbose=progress)
-                if errors:
-                    raise RuntimeError("training failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
-            times = [(name, seed, trial_seconds(run)) for name, seed, run, _ in jobs]
-            result = league("coin_game", players, out, map_cells=ray_map, **league_kwargs)
-        finally:
-            session.__exit__(None, None, None)
-    else:
-        times = train_all(jobs, args.jobs, progress, out / "logs")
-        result = league("coin_game", players, out, **league_kwargs)
-    if times:
-        new = not (out / "times.csv").exists()
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "times.csv").open("a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(["player", "seed", "train_seconds"])
-            w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
+    result = train_and_play(ap, args, "coin_game", jobs, players, out, league_kwargs)
     print(format_table(result))
     game = social_dilemmas.make_game("coin_game", max_steps=LEAGUE_STEPS)
     same = {n: same_seed_self_play(game, spec, args.seeds, args.episodes) for n, spec in zip(names, trained)}
-    with (out / "self_play.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["player", "seed", "reward_per_step"])
-        w.writerows((n, s, f"{v:.4f}") for n, values in same.items() for s, v in enumerate(values))
+    write_self_play(out, same)
     spent = read_times(out / "times.csv")
     if args.adalign_from is not None:
         spent["adalign"] = read_times(args.adalign_from / "times.csv").get("adalign", [])

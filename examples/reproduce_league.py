@@ -133,6 +133,55 @@ def trial_seconds(run: Path) -> float:
         return float("nan")
 
 
+def train_and_play(ap: argparse.ArgumentParser, args: argparse.Namespace, env: str,
+                   jobs: list[tuple[str, int, Path, Config]], players: list[str], out: Path,
+                   league_kwargs: dict) -> LeagueResult:
+    """Train ``jobs`` and play the league of ``players``: with ``args.ray`` / ``args.address``
+    the runs are the Tune trials of a sweep (:func:`trainers.ray_runner.run_tune_trials`,
+    retried from their checkpoints) and the cells Ray tasks; otherwise :func:`train_all`
+    (``args.jobs`` worker processes) and the league in this process. Appends each run's
+    seconds to ``OUT/times.csv``; an unreachable cluster is ``ap.error``."""
+    progress = not args.no_progress
+    if args.ray or args.address:
+        from trainers.ray_runner import ray_map, ray_session, run_tune_trials
+
+        session = ray_session(out, address=args.address, cpus=args.jobs if args.jobs > 1 and not args.address else None)
+        try:
+            where = session.__enter__()
+        except (ConnectionError, ImportError, ValueError) as e:
+            ap.error(str(e))
+        try:
+            print(f"training {len(jobs)} runs as Ray Tune trials on {where}", flush=True)
+            if jobs:
+                errors = run_tune_trials({run.name: cfg for _, _, run, cfg in jobs}, out, verbose=progress)
+                if errors:
+                    raise RuntimeError("training failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
+            times = [(name, seed, trial_seconds(run)) for name, seed, run, _ in jobs]
+            result = league(env, players, out, map_cells=ray_map, **league_kwargs)
+        finally:
+            session.__exit__(None, None, None)
+    else:
+        times = train_all(jobs, args.jobs, progress, out / "logs")
+        result = None
+    if times:
+        out.mkdir(parents=True, exist_ok=True)
+        new = not (out / "times.csv").exists()
+        with (out / "times.csv").open("a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["player", "seed", "train_seconds"])
+            w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
+    return result if result is not None else league(env, players, out, **league_kwargs)
+
+
+def write_self_play(out: Path, same: dict[str, list[float]]) -> None:
+    """``OUT/self_play.csv``: each trained player's seeds against themselves (reward per step)."""
+    with (out / "self_play.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["player", "seed", "reward_per_step"])
+        w.writerows((name, s, f"{v:.4f}") for name, values in same.items() for s, v in enumerate(values))
+
+
 #: Run settings that do not change what a run learns: a finished run that differs only in these is reused.
 BOOKKEEPING = ("device", "save_every", "log_every", "tensorboard", "eval_every", "eval_games")
 
@@ -310,42 +359,10 @@ def main(argv: list[str] | None = None) -> dict:
                *SCRIPTED[args.env]]
     league_kwargs = dict(seeds=args.seeds, episodes=args.episodes, progress=progress,
                          env_kwargs={"max_steps": d["league_steps"]})
-    if args.ray or args.address:
-        from trainers.ray_runner import ray_map, ray_session, run_tune_trials
-
-        session = ray_session(out, address=args.address, cpus=args.jobs if args.jobs > 1 and not args.address else None)
-        try:
-            where = session.__enter__()
-        except (ConnectionError, ImportError, ValueError) as e:
-            ap.error(str(e))
-        try:
-            print(f"training {len(jobs)} runs as Ray Tune trials on {where}", flush=True)
-            if jobs:
-                errors = run_tune_trials({run.name: cfg for _, _, run, cfg in jobs}, out, verbose=progress)
-                if errors:
-                    raise RuntimeError("training failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
-            times = [(name, seed, trial_seconds(run)) for name, seed, run, _ in jobs]
-            result = league(args.env, players, out, map_cells=ray_map, **league_kwargs)
-        finally:
-            session.__exit__(None, None, None)
-    else:
-        times = train_all(jobs, args.jobs, progress, out / "logs")
-        result = None
-    if times:
-        new = not (out / "times.csv").exists()
-        with (out / "times.csv").open("a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(["player", "seed", "train_seconds"])
-            w.writerows((p, s, f"{t:.0f}") for p, s, t in times)
-    if result is None:
-        result = league(args.env, players, out, **league_kwargs)
+    result = train_and_play(ap, args, args.env, jobs, players, out, league_kwargs)
     print(format_table(result))
     same = self_play_by_seed(args.env, out, args.seeds, args.episodes, d["league_steps"])
-    with (out / "self_play.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["player", "seed", "reward_per_step"])
-        w.writerows((name, s, f"{v:.4f}") for name, values in same.items() for s, v in enumerate(values))
+    write_self_play(out, same)
     checks = targets(args.env, result, same)
     with (out / "targets.csv").open("w", newline="") as f:
         w = csv.writer(f)
