@@ -24,8 +24,16 @@ regrows). It writes under ``OUT``:
   installed; otherwise one line says why they are skipped.
 
     python examples/commons_harvest_compare.py                       # a few minutes on a CPU
+    python examples/commons_harvest_compare.py --players fast=runs/ch-fast/checkpoint.pt --episodes 3 \\
+        --resize 44 --out runs/ch-fast-eval                            # a saved player against random play
     python examples/commons_harvest_compare.py --iterations 2000 --network-arch gtrxl \\
         --network-width 192 --resize 88 --batch-size 6 --lr 1e-5 --out runs/ch-compare-long
+
+With ``--players NAME=PATH ...`` nothing is trained: the saved players given (a trainer's
+``checkpoint.pt``, an SB3 ``model.zip``, anything ``resolve_commons_harvest_player`` takes)
+are evaluated the same way beside random play, their training time read from their run
+folder when it is known (its ``metrics.csv``); ``--resize`` must be the view they were
+trained on.
 
 Runs that already finished in ``OUT`` with the same settings are reused; a run with the
 same settings and fewer updates is continued (so a budget can be raised step by step);
@@ -47,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainers.metrics import updates_done
+from trainers.metrics import read_metrics, updates_done
 
 #: the learners: name -> (trainer's algo, what the run saves)
 ALGOS = {"proximal_adalign": ("proximal_adalign", "checkpoint.pt"), "ppo": ("ppo", "model.zip"),
@@ -83,7 +91,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--fps", type=float, default=8, help="frames per second of the videos")
     ap.add_argument("--out", type=Path, default=Path("runs/examples/commons_harvest_compare"))
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--players", nargs="+", default=None, metavar="NAME=PATH",
+                    help="evaluate these saved players (a checkpoint.pt or model.zip each) beside random play "
+                         "instead of training the three learners")
     args = ap.parse_args(argv)
+    try:
+        args.players = saved_players(args.players) if args.players else None
+    except ValueError as e:
+        ap.error(str(e))
     for name in ("iterations", "network_width", "max_steps", "batch_size", "chunk", "episodes", "scenario_episodes",
                  "threads"):
         if getattr(args, name) < 1:
@@ -99,6 +114,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # -- training -------------------------------------------------------------------------------------
+def saved_players(specs: list[str]) -> dict[str, Path]:
+    """``NAME=PATH`` specs as ``{name: path}``, checked: each path exists, names are unique
+    and not ``random`` (the reference every evaluation plays)."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--players {spec!r} is invalid: expected NAME=PATH (e.g. fast=runs/ch-fast/checkpoint.pt)")
+        if name == "random" or name in out:
+            raise ValueError(f"--players {spec!r}: the name {name!r} is " +
+                             ("reserved for random play" if name == "random" else "given twice"))
+        if not Path(path).is_file():
+            raise ValueError(f"--players {spec!r}: the file {path} does not exist")
+        out[name] = Path(path)
+    return out
+
+
+def label(name: str) -> str:
+    """The display name of a player (the learners' and random play's, else the name given)."""
+    return LABELS.get(name, name)
+
+
 def config(args: argparse.Namespace, algo: str):
     """The training configuration of one learner: ``--max-steps`` is the episode length,
     ``--chunk`` the steps of every game per update (``rollout_steps``), ``--network-width``
@@ -176,6 +213,22 @@ def train_seconds(run: Path) -> float:
     return sum(float(x) for x in path.read_text().split())
 
 
+def training_of(name: str, player: Path | None, out: Path, given: bool) -> dict[str, float]:
+    """``train_updates`` and ``train_seconds`` of a row: a learner's run in ``out``; for a
+    saved player given with ``--players``, its run folder's ``metrics.csv`` when it has one
+    (updates logged and the sum of their ``time/iteration_s``: exact with the default
+    ``log_every`` 1), else nan; 0 for random play."""
+    if name == "random":
+        return {"train_updates": 0, "train_seconds": 0.0}
+    if not given:
+        return {"train_updates": updates_done(out / name), "train_seconds": train_seconds(out / name)}
+    _, logged = read_metrics(player.parent / "metrics.csv", upto=2**62)
+    if not logged:
+        return {"train_updates": float("nan"), "train_seconds": float("nan")}
+    seconds = sum(float(r.get("time/iteration_s") or "nan") for r in logged)  # every invocation's updates
+    return {"train_updates": int(logged[-1]["iteration"]), "train_seconds": seconds}
+
+
 # -- evaluation -----------------------------------------------------------------------------------
 def play(player, args: argparse.Namespace, video: Path | None, desc: str) -> dict[str, np.ndarray]:
     """``player`` in all 7 seats for ``args.episodes`` episodes: per episode and step, the
@@ -244,7 +297,7 @@ def scenario_scores(players: dict[str, Path], args: argparse.Namespace) -> list[
             rows.append({"player": name, "scenario": scenario, "episodes": r.episodes,
                          "focal_per_capita_return": r.focal_per_capita_return,
                          "normalised_score": r.normalised_score})
-            print(f"  {LABELS[name]:<17} {scenario}: focal per-capita return {r.focal_per_capita_return:.2f}, "
+            print(f"  {label(name):<17} {scenario}: focal per-capita return {r.focal_per_capita_return:.2f}, "
                   f"normalised score {r.normalised_score:.3f}")
     return rows
 
@@ -263,7 +316,7 @@ def plot(results: dict[str, dict[str, np.ndarray]], args: argparse.Namespace, pa
     steps = np.arange(1, args.max_steps + 1)
     for ax, (key, title) in zip(axes, panels):
         for name, res in results.items():
-            ax.plot(steps, res[key].mean(0), label=LABELS[name], color=COLOURS[name],
+            ax.plot(steps, res[key].mean(0), label=label(name), color=COLOURS.get(name),
                     linestyle="--" if name == "random" else "-", linewidth=1.6)
         ax.set_title(title)
         ax.set_xlabel("step")
@@ -273,7 +326,7 @@ def plot(results: dict[str, dict[str, np.ndarray]], args: argparse.Namespace, pa
     axes[0].legend(loc="lower left")
     episodes = f"mean of {args.episodes} episodes" if args.episodes > 1 else "one episode"
     fig.suptitle(f"Commons Harvest Open, self-play of each agent in all 7 seats ({episodes}; "
-                 f"{args.iterations} updates of training)")
+                 + ("saved players)" if args.players else f"{args.iterations} updates of training)"))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -289,13 +342,16 @@ def main(argv: list[str] | None = None) -> dict:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     players: dict[str, Path] = {}
-    for name in ALGOS:
-        players[name], how = train(name, args, out)
-        print(f"{LABELS[name]}: {how} ({players[name]})", flush=True)
+    if args.players:
+        players = dict(args.players)
+    else:
+        for name in ALGOS:
+            players[name], how = train(name, args, out)
+            print(f"{LABELS[name]}: {how} ({players[name]})", flush=True)
 
     results: dict[str, dict[str, np.ndarray]] = {}
     for name, player in [*players.items(), ("random", "random")]:
-        results[name] = play(player, args, out / f"{name}.mp4", desc=f"self-play {LABELS[name]}")
+        results[name] = play(player, args, out / f"{name}.mp4", desc=f"self-play {label(name)}")
 
     rows = []
     for name, res in results.items():
@@ -305,8 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "final_patches_alive": float(res["patches_alive"][:, -1].mean()),
                      "mean_apples": float(res["apples"].mean()),
                      "mean_patches_alive": float(res["patches_alive"].mean()),
-                     "train_updates": updates_done(out / name) if name in ALGOS else 0,
-                     "train_seconds": train_seconds(out / name) if name in ALGOS else 0.0})
+                     **training_of(name, players.get(name), out, bool(args.players))})
     with (out / "compare.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
@@ -326,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{'mean apples':>11} {'train (s)':>9}")
     for r in rows:
         secs = "" if math.isnan(r["train_seconds"]) or r["player"] == "random" else f"{r['train_seconds']:.0f}"
-        print(f"  {LABELS[r['player']]:<17} {r['per_capita_return']:>17.2f} {r['final_apples']:>12.1f} "
+        print(f"  {label(r['player']):<17} {r['per_capita_return']:>17.2f} {r['final_apples']:>12.1f} "
               f"{r['final_patches_alive']:>13.1f} {r['mean_apples']:>11.1f} {secs:>9}")
 
     scores = scenario_scores(players, args)

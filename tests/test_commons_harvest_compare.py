@@ -152,3 +152,29 @@ def test_compare_example_trains_plays_and_writes_every_file(tmp_path):
     else:
         assert "scenario scores skipped: " in proc.stdout
     assert f"wrote {out / 'compare.csv'}" in proc.stdout and "Proximal AdAlign" in proc.stdout
+    # --players: a saved player evaluated beside random play, nothing trained
+    again = tmp_path / "saved"
+    saved = ["--max-steps", "20", "--resize", "36", "--out", str(again), "--no-progress",
+             "--players", f"pa={out / 'proximal_adalign' / 'checkpoint.pt'}"]
+    proc = subprocess.run([sys.executable, str(EXAMPLE), *saved], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr[-4000:]}"
+    with (again / "compare.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["player"] for r in rows] == ["pa", "random"]
+    assert int(rows[0]["train_updates"]) == 1 and float(rows[0]["train_seconds"]) > 0
+    assert not (again / "proximal_adalign").exists() and (again / "pa.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize("spec, message", [("nothing", "expected NAME=PATH"), ("random=x.pt", "reserved"),
+                                           ("a=/no/such/file.pt", "does not exist")])
+def test_compare_example_names_a_bad_saved_player(spec, message, capsys):
+    sys.path.insert(0, str(EXAMPLE.parent))
+    try:
+        example = importlib.import_module("commons_harvest_compare")
+    finally:
+        sys.path.remove(str(EXAMPLE.parent))
+    with pytest.raises(SystemExit):
+        example.parse_args(["--players", spec])
+    err = capsys.readouterr().err
+    assert "--players" in err and message in err
