@@ -12,7 +12,7 @@ every player against every player with ``trainers.evaluation.league`` (16-step g
   empathetic (E), spiteful (S) and vengeful (V) cases, i.e. keep the others
   (``--sign-masks``, :data:`ABLATIONS`); otherwise AdAlign's preset and budget;
 * ``loqa``, ``pola``, ``mfos``: the other opponent-shaping methods of the registry, from their
-  Coin Game CPU preset where there is one (POLA's ``--fast``), else their paper preset, with
+  Coin Game CPU preset where there is one (LOQA's and POLA's ``--fast``), else their paper preset, with
   the budgets of :data:`BUDGETS` (those not registered in this
   installation, or that cannot train on the Coin Game, are left out, with the reason);
 * ``always_cooperate``, ``always_defect``, ``random``; with ``--published DIR`` the
@@ -67,7 +67,7 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
 }
 #: Updates per seed of each trained player on a 2-core CPU (the command line overrides them).
 #: AdAlign and its ablations: the Coin Game CPU preset's 2000 (examples/reproduce_league.py).
-BUDGETS: dict[str, int] = {"adalign": 2000, "loqa": 300, "pola": 100, "mfos": 200}
+BUDGETS: dict[str, int] = {"adalign": 2000, "loqa": 1000, "pola": 100, "mfos": 200}
 #: The registry's algorithm of each trained player that is not an AdAlign variant.
 OTHERS = {"loqa": "loqa", "pola": "pola", "mfos": "mfos"}
 SCRIPTED = ["always_cooperate", "always_defect", "random"]
@@ -87,7 +87,7 @@ def player_config(name: str, seed: int, iterations: int, device: str) -> Config:
         return make_config("coin_game", "adalign", fast=True, seed=seed, iterations=iterations, device=device,
                            save_every=50, **extra)
     algo = OTHERS[name]
-    fast = "coin_game" in algorithms.get(algo).fast_presets  # the CPU preset where there is one (POLA)
+    fast = "coin_game" in algorithms.get(algo).fast_presets  # the CPU preset where there is one (LOQA, POLA)
     return make_config("coin_game", algo, fast=fast, seed=seed, iterations=iterations, device=device, save_every=50)
 
 

@@ -103,9 +103,17 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 #: update and the returns are about -37 per game) makes those advantages negative in every state
 #: and the term pushes to defection everywhere (measured: README); with it right, the term pushes
 #: to cooperation after the other's C and to defection after its D.
+#: Coin Game: the same critic recipe (Monte Carlo targets, value normalisation, 200 critic-only
+#: updates) with the paper's actor, 256 games, and agent replay in 16 groups of games (each
+#: group against its own past snapshot, instead of every game its own: the paper's one
+#: snapshot per game evaluates up to 512 snapshot networks per update), 1000 updates; with
+#: the paper's TD(0) critic the same budget gives a cooperator that Always Defect exploits
+#: (measured: README).
 FAST_PRESETS: dict[str, dict[str, Any]] = {
     "ipd": dict(critic_target="mc", value_norm=True, critic_warmup=200, actor_lr=1e-2, num_games=1024,
                 iterations=600),
+    "coin_game": dict(critic_target="mc", value_norm=True, critic_warmup=200, replay_groups=16, num_games=256,
+                      iterations=1000),
 }
 
 
