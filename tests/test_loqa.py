@@ -103,6 +103,22 @@ def test_loqa_with_agent_replay_models_each_opponent_from_its_snapshot_critic(mo
     assert math.isfinite(metrics["train/loss_shaping"])
 
 
+def test_loqa_coin_game_cpu_preset_learns_the_critic_first_then_plays_snapshot_groups():
+    cfg = make_config("coin_game", "loqa", fast=True, iterations=3, num_games=32, max_steps=4, hidden=8,
+                      critic_warmup=1, snapshot_every=1, tensorboard=False)
+    assert (cfg.algorithm.critic_target, cfg.algorithm.value_norm, cfg.algorithm.replay_groups) == ("mc", True, 16)
+    algo = algorithms.get("loqa")(cfg)
+    before = [p.detach().clone() for p in algo.actor.parameters()]
+    first = algo.train_step()  # the critic-only update: the actor does not move
+    assert "train/loss_shaping" not in first
+    assert all(torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+    algo.train_step()
+    metrics = algo.train_step()  # snapshots exist now: every game plays a past snapshot, in 16 groups
+    assert isinstance(algo.opponent, SnapshotOpponents) and algo.opponent.groups == 16
+    assert math.isfinite(metrics["train/loss_shaping"])
+    assert not all(torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+
+
 def test_loqa_settings_are_validated_with_clear_errors():
     with pytest.raises(ValueError, match="critic_kind"):
         make_config("ipd", "loqa", critic_kind="value")
