@@ -28,8 +28,10 @@ _PLAYERS = np.array([0, 1], dtype=np.int64)
 _SWAP = [1, 0]
 _PLAYERS_CACHE: dict = {}
 #: games per chunk of a torch step, reset or observation on the tables: the temporaries are
-#: sized by the chunk (a few hundred KiB each), not the batch. Internal; results do not depend on it.
-_CHUNK = 1 << 14
+#: sized by the chunk (at most 512 KiB each, about 4 MB together), not the batch. The batch sizes
+#: most trainers use fit in one chunk, which runs the kernels the step ran before the chunks. Internal;
+#: results do not depend on it.
+_CHUNK = 1 << 16
 
 
 def _chunks(*tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
@@ -41,15 +43,15 @@ def _chunks(*tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
     return [tuple(t[lo: lo + _CHUNK] for t in tensors) for lo in range(0, b, _CHUNK)]
 
 
-def _into_chunks(fn, b: int, out_shape: tuple[int, ...], out_dtype: torch.dtype, *tensors: torch.Tensor):
-    """``fn(*tensors, out=None)`` (a new ``[b, *out_shape]`` tensor) for a batch that fits in one
-    chunk (``index_select`` is a little faster without ``out=``); else one output filled chunk by
-    chunk by ``fn(*chunk_of_tensors, out=chunk_of_output)``."""
+def _into_chunks(fn, fixed: tuple, b: int, out_shape: tuple[int, ...], out_dtype: torch.dtype, *tensors: torch.Tensor):
+    """``fn(*fixed, *tensors, out=None)`` (a new ``[b, *out_shape]`` tensor) for a batch that fits
+    in one chunk (``index_select`` is a little faster without ``out=``); else one output filled
+    chunk by chunk by ``fn(*fixed, *chunk_of_tensors, out=chunk_of_output)``."""
     if b <= _CHUNK:
-        return fn(*tensors, out=None)
+        return fn(*fixed, *tensors, out=None)
     out = torch.empty((b, *out_shape), dtype=out_dtype, device=tensors[0].device)
     for *parts, out_c in _chunks(*tensors, out):
-        fn(*parts, out=out_c)
+        fn(*fixed, *parts, out=out_c)
     return out
 
 
@@ -89,6 +91,14 @@ def _coin_rewards(on_coin, owner, penalty: float):
     is_owner = owner[:, None] == xp.constant(_PLAYERS, owner, _PLAYERS_CACHE)
     stolen = (on_coin & ~is_owner).any(1)[:, None]
     return xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * penalty
+
+
+def _observation_rows(table, n: int, pos, coin, owner, out=None):
+    """The rows of ``table`` (:meth:`_Tables.observations`, viewed as int64 words) of the states
+    (``pos``, ``coin``, ``owner``) of a chunk of games, into ``out`` if given."""
+    key = pos[:, 0] * (2 * n * n)  # ((p0 * n + p1) * n + coin) * 2 + owner
+    key.add_(pos[:, 1], alpha=2 * n).add_(coin, alpha=2).add_(owner)
+    return torch.index_select(table, 0, key, out=out)
 
 
 class _Tables:
@@ -287,32 +297,35 @@ class CoinGame(BatchedGame[CoinGameState]):
         """:meth:`transition` from the tables: the same numbers in fewer kernels. The new
         state's four tensors are views of one allocation and the rewards another, written in
         place (``out=``) chunk by chunk of at most ``_CHUNK`` games, so the integer and bool
-        temporaries are sized by the chunk (well under 1 MB), not the batch: at a million games a
+        temporaries are sized by the chunk (a few MB), not the batch: at a million games a
         step allocates the new state and the rewards and little else (``benchmarks/memory.py``)."""
         b, dev = state.batch_size, state.pos.device
         block = torch.empty(5 * b, dtype=torch.int64, device=dev)  # pos, coin, owner, t
         work = torch.empty(5 * min(b, _CHUNK), dtype=torch.int64, device=dev)  # move (later counts), key, pair, j
-        nxt = xp.constant(self._next_flat, state.pos, self._cache)
-
-        def chunk(old_pos, old_coin, old_owner, act, u_c, pos, coin, owner, out):
-            c = old_pos.shape[0]
-            move = torch.mul(old_pos, 4, out=work[: 2 * c].view(c, 2)).add_(xp.as_int(act))
-            torch.index_select(nxt, 0, move.view(-1), out=pos.view(-1))
-            on_coin = pos == old_coin[:, None]  # [c, 2]
-            key = torch.mul(on_coin[:, 0], 4, out=work[2 * c: 3 * c])  # on_0 * 4 + on_1 * 2 + owner
-            key.add_(on_coin[:, 1], alpha=2).add_(old_owner)
-            del on_coin
-            rewards = torch.index_select(tables.rewards, 0, key, out=out)
-            picked = key >= 2
-            self._free_cell_looked_up(tables, u_c, pos, work, out=coin)
-            torch.where(picked, coin, old_coin, out=coin)
-            torch.bitwise_xor(old_owner, picked, out=owner)
-            return rewards
-
         pos, coin, owner = block[: 2 * b].view(b, 2), block[2 * b: 3 * b], block[3 * b: 4 * b]
-        rewards = _into_chunks(chunk, b, (2,), torch.float32, state.pos, state.coin, state.owner, actions, u, pos, coin, owner)
+        rewards = _into_chunks(self._transition_chunk, (tables, work), b, (2,), torch.float32,
+                               state.pos, state.coin, state.owner, actions, u, pos, coin, owner)
         t = torch.add(state.t, 1, out=block[4 * b:])
         return CoinGameState(t=t, pos=pos, coin=coin, owner=owner), rewards
+
+    def _transition_chunk(self, tables: _Tables, work, old_pos, old_coin, old_owner, actions, u, pos, coin, owner, out):
+        """One chunk of :meth:`_transition_looked_up`: the new ``pos``, ``coin`` and ``owner``
+        written in place, the rewards returned (into ``out`` if given); ``work``: int64, at least
+        5 x the chunk long, for the temporaries."""
+        c = old_pos.shape[0]
+        nxt = xp.constant(self._next_flat, old_pos, self._cache)
+        move = torch.mul(old_pos, 4, out=work[: 2 * c].view(c, 2)).add_(xp.as_int(actions))
+        torch.index_select(nxt, 0, move.view(-1), out=pos.view(-1))
+        on_coin = pos == old_coin[:, None]  # [c, 2]
+        key = torch.mul(on_coin[:, 0], 4, out=work[2 * c: 3 * c])  # on_0 * 4 + on_1 * 2 + owner
+        key.add_(on_coin[:, 1], alpha=2).add_(old_owner)
+        del on_coin
+        rewards = torch.index_select(tables.rewards, 0, key, out=out)
+        picked = key >= 2
+        self._free_cell_looked_up(tables, u, pos, work, out=coin)
+        torch.where(picked, coin, old_coin, out=coin)
+        torch.bitwise_xor(old_owner, picked, out=owner)
+        return rewards
 
     def _free_cell_looked_up(self, tables: _Tables, u, pos, work, out):
         """:func:`_free_cell` from the tables (``work``: int64, at least ``5 B`` long, to hold
@@ -340,20 +353,16 @@ class CoinGame(BatchedGame[CoinGameState]):
 
     def observe_as(self, state: CoinGameState, dtype: torch.dtype) -> torch.Tensor:
         """The observations (torch tensors) in ``dtype`` (float32 or uint8): on boards of up
-        to 16 cells each game's row of a table of every state's planes; on larger ones one
-        comparison of every plane's lit cell with every cell."""
+        to 16 cells each game's row of a table of every state's planes (looked up chunk by
+        chunk of games, as the step); on larger ones one comparison of every plane's lit cell
+        with every cell."""
         tables = self._tables(state.pos.device) if self.n_cells <= 16 else None
         if tables is not None:
             n, b = self.n_cells, state.batch_size
             # rows of 8n (uint8) or 32n (float32) bytes, copied as int64 words: fewer elements
             table = tables.observations(dtype).view(torch.int64)
-
-            def rows(pos, coin, owner, out):  # the key sized by a chunk, as in _transition_looked_up
-                key = pos[:, 0] * (2 * n * n)  # ((p0 * n + p1) * n + coin) * 2 + owner
-                key.add_(pos[:, 1], alpha=2 * n).add_(coin, alpha=2).add_(owner)
-                return torch.index_select(table, 0, key, out=out)
-
-            out = _into_chunks(rows, b, table.shape[1:], torch.int64, state.pos, state.coin, state.owner)
+            out = _into_chunks(_observation_rows, (table, n), b, table.shape[1:], torch.int64,
+                               state.pos, state.coin, state.owner)
             return out.view(dtype).view(b, 2, 4, self.size, self.size)
         target = self._targets(state).unsqueeze(-1)  # [B, 2, 4, 1]
         out = torch.empty((state.batch_size, 2, 4, self.n_cells), dtype=dtype, device=target.device)
