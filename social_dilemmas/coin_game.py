@@ -27,6 +27,32 @@ ACTION_NAMES = ("left", "right", "up", "down")
 _PLAYERS = np.array([0, 1], dtype=np.int64)
 _SWAP = [1, 0]
 _PLAYERS_CACHE: dict = {}
+#: games per chunk of a torch step, reset or observation on the tables: the temporaries are
+#: sized by the chunk (at most 512 KiB each, about 4 MB together), not the batch. The batch sizes
+#: most trainers use fit in one chunk, which runs the kernels the step ran before the chunks. Internal;
+#: results do not depend on it.
+_CHUNK = 1 << 16
+
+
+def _chunks(*tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """``tensors`` (of one batch, along dim 0) cut into pieces of at most ``_CHUNK`` games: the
+    tensors themselves when the batch fits in one (no views to make: small batches pay nothing)."""
+    b = tensors[0].shape[0]
+    if b <= _CHUNK:
+        return [tensors]
+    return [tuple(t[lo: lo + _CHUNK] for t in tensors) for lo in range(0, b, _CHUNK)]
+
+
+def _into_chunks(fn, fixed: tuple, b: int, out_shape: tuple[int, ...], out_dtype: torch.dtype, *tensors: torch.Tensor):
+    """``fn(*fixed, *tensors, out=None)`` (a new ``[b, *out_shape]`` tensor) for a batch that fits
+    in one chunk (``index_select`` is a little faster without ``out=``); else one output filled
+    chunk by chunk by ``fn(*fixed, *chunk_of_tensors, out=chunk_of_output)``."""
+    if b <= _CHUNK:
+        return fn(*fixed, *tensors, out=None)
+    out = torch.empty((b, *out_shape), dtype=out_dtype, device=tensors[0].device)
+    for *parts, out_c in _chunks(*tensors, out):
+        fn(*fixed, *parts, out=out_c)
+    return out
 
 
 @dataclasses.dataclass
@@ -65,6 +91,14 @@ def _coin_rewards(on_coin, owner, penalty: float):
     is_owner = owner[:, None] == xp.constant(_PLAYERS, owner, _PLAYERS_CACHE)
     stolen = (on_coin & ~is_owner).any(1)[:, None]
     return xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * penalty
+
+
+def _observation_rows(table, n: int, pos, coin, owner, out=None):
+    """The rows of ``table`` (:meth:`_Tables.observations`, viewed as int64 words) of the states
+    (``pos``, ``coin``, ``owner``) of a chunk of games, into ``out`` if given."""
+    key = pos[:, 0] * (2 * n * n)  # ((p0 * n + p1) * n + coin) * 2 + owner
+    key.add_(pos[:, 1], alpha=2 * n).add_(coin, alpha=2).add_(owner)
+    return torch.index_select(table, 0, key, out=out)
 
 
 class _Tables:
@@ -244,50 +278,63 @@ class CoinGame(BatchedGame[CoinGameState]):
         return CoinGameState(t=state.t + 1, pos=pos, coin=coin, owner=owner), rewards
 
     def _init_looked_up(self, tables: _Tables, noise) -> CoinGameState:
-        """:meth:`init` on torch tensors, the state in one allocation (as :meth:`_transition_looked_up`)."""
+        """:meth:`init` on torch tensors, the state in one allocation and the temporaries sized
+        by a chunk of games (as :meth:`_transition_looked_up`)."""
         b, n = noise.shape[0], self.n_cells
         block = torch.empty(5 * b, dtype=torch.int64, device=noise.device)  # pos, coin, owner, t
-        scaled = noise[:, :3] * torch.tensor([2.0, n, n], device=noise.device)
-        owner = block[3 * b: 4 * b].copy_(scaled[:, 0]).clamp_(max=1)  # copy_ truncates, as as_int
-        pos = block[: 2 * b].view(b, 2).copy_(scaled[:, 1:]).clamp_(max=n - 1)
-        del scaled
-        coin = self._free_cell_looked_up(tables, noise[:, 3], pos, out=block[2 * b: 3 * b])
+        pos, coin, owner = block[: 2 * b].view(b, 2), block[2 * b: 3 * b], block[3 * b: 4 * b]
+        scale = torch.tensor([2.0, n, n], device=noise.device)
+        work = torch.empty(5 * min(b, _CHUNK), dtype=torch.int64, device=noise.device)
+        for u, pos_c, coin_c, owner_c in _chunks(noise, pos, coin, owner):
+            scaled = u[:, :3] * scale
+            owner_c.copy_(scaled[:, 0]).clamp_(max=1)  # copy_ truncates, as as_int
+            pos_c.copy_(scaled[:, 1:]).clamp_(max=n - 1)
+            del scaled
+            self._free_cell_looked_up(tables, u[:, 3], pos_c, work, out=coin_c)
         return CoinGameState(t=block[4 * b:].zero_(), pos=pos, coin=coin, owner=owner)
 
     def _transition_looked_up(self, tables: _Tables, state: CoinGameState, actions, u):
         """:meth:`transition` from the tables: the same numbers in fewer kernels. The new
-        state's four tensors are views of one allocation, and the step's integer temporaries
-        of another, written in place (``out=``): two large blocks instead of a dozen small
-        ones. At a million games glibc maps each block on its own and returns it when freed,
-        where a dozen small ones fragment its heap (``benchmarks/memory.py``: the peak falls
-        by about 0.1 GiB)."""
-        b = state.batch_size
-        block = torch.empty(5 * b, dtype=torch.int64, device=state.pos.device)  # pos, coin, owner, t
-        work = torch.empty(5 * b, dtype=torch.int64, device=state.pos.device)  # move (later counts), key, pair, j
-        move = torch.mul(state.pos, 4, out=work[: 2 * b].view(b, 2)).add_(xp.as_int(actions))
-        nxt = xp.constant(self._next_flat, move, self._cache)
-        pos = torch.index_select(nxt, 0, move.view(-1), out=block[: 2 * b]).view(b, 2)
-        on_coin = pos == state.coin[:, None]  # [B, 2]
-        key = torch.mul(on_coin[:, 0], 4, out=work[2 * b: 3 * b])  # on_0 * 4 + on_1 * 2 + owner
-        key.add_(on_coin[:, 1], alpha=2).add_(state.owner)
-        del on_coin
-        rewards = torch.index_select(tables.rewards, 0, key)
-        picked = key >= 2
-        coin = self._free_cell_looked_up(tables, u, pos, work, out=block[2 * b: 3 * b])
-        torch.where(picked, coin, state.coin, out=coin)
-        owner = torch.bitwise_xor(state.owner, picked, out=block[3 * b: 4 * b])
+        state's four tensors are views of one allocation and the rewards another, written in
+        place (``out=``) chunk by chunk of at most ``_CHUNK`` games, so the integer and bool
+        temporaries are sized by the chunk (a few MB), not the batch: at a million games a
+        step allocates the new state and the rewards and little else (``benchmarks/memory.py``)."""
+        b, dev = state.batch_size, state.pos.device
+        block = torch.empty(5 * b, dtype=torch.int64, device=dev)  # pos, coin, owner, t
+        work = torch.empty(5 * min(b, _CHUNK), dtype=torch.int64, device=dev)  # move (later counts), key, pair, j
+        pos, coin, owner = block[: 2 * b].view(b, 2), block[2 * b: 3 * b], block[3 * b: 4 * b]
+        rewards = _into_chunks(self._transition_chunk, (tables, work), b, (2,), torch.float32,
+                               state.pos, state.coin, state.owner, actions, u, pos, coin, owner)
         t = torch.add(state.t, 1, out=block[4 * b:])
         return CoinGameState(t=t, pos=pos, coin=coin, owner=owner), rewards
 
-    def _free_cell_looked_up(self, tables: _Tables, u, pos, work=None, out=None):
-        """:func:`_free_cell` from the tables (``work``: int64 ``[5 B]`` to hold temporaries, its
-        first 2 B and last 2 B are written; ``out``: int64 ``[B]`` for the result)."""
+    def _transition_chunk(self, tables: _Tables, work, old_pos, old_coin, old_owner, actions, u, pos, coin, owner, out):
+        """One chunk of :meth:`_transition_looked_up`: the new ``pos``, ``coin`` and ``owner``
+        written in place, the rewards returned (into ``out`` if given); ``work``: int64, at least
+        5 x the chunk long, for the temporaries."""
+        c = old_pos.shape[0]
+        nxt = xp.constant(self._next_flat, old_pos, self._cache)
+        move = torch.mul(old_pos, 4, out=work[: 2 * c].view(c, 2)).add_(xp.as_int(actions))
+        torch.index_select(nxt, 0, move.view(-1), out=pos.view(-1))
+        on_coin = pos == old_coin[:, None]  # [c, 2]
+        key = torch.mul(on_coin[:, 0], 4, out=work[2 * c: 3 * c])  # on_0 * 4 + on_1 * 2 + owner
+        key.add_(on_coin[:, 1], alpha=2).add_(old_owner)
+        del on_coin
+        rewards = torch.index_select(tables.rewards, 0, key, out=out)
+        picked = key >= 2
+        self._free_cell_looked_up(tables, u, pos, work, out=coin)
+        torch.where(picked, coin, old_coin, out=coin)
+        torch.bitwise_xor(old_owner, picked, out=owner)
+        return rewards
+
+    def _free_cell_looked_up(self, tables: _Tables, u, pos, work, out):
+        """:func:`_free_cell` from the tables (``work``: int64, at least ``5 B`` long, to hold
+        temporaries, its first 2 B and its fifth B are written; ``out``: int64 ``[B]`` for the
+        result)."""
         n, b = self.n_cells, pos.shape[0]
-        if work is None:
-            work = torch.empty(5 * b, dtype=torch.int64, device=pos.device)
         pair = torch.mul(pos[:, 0], n, out=work[3 * b: 4 * b]).add_(pos[:, 1])
         count = torch.index_select(tables.free_count, 0, pair, out=work[: 2 * b].view(b, 2))
-        j = work[4 * b:].copy_(u * count[:, 0])  # copy_ truncates, as .long()
+        j = work[4 * b: 5 * b].copy_(u * count[:, 0])  # copy_ truncates, as .long()
         torch.minimum(j, count[:, 1], out=j)
         return torch.index_select(tables.free, 0, pair.mul_(n).add_(j), out=out)
 
@@ -306,16 +353,17 @@ class CoinGame(BatchedGame[CoinGameState]):
 
     def observe_as(self, state: CoinGameState, dtype: torch.dtype) -> torch.Tensor:
         """The observations (torch tensors) in ``dtype`` (float32 or uint8): on boards of up
-        to 16 cells each game's row of a table of every state's planes; on larger ones one
-        comparison of every plane's lit cell with every cell."""
+        to 16 cells each game's row of a table of every state's planes (looked up chunk by
+        chunk of games, as the step); on larger ones one comparison of every plane's lit cell
+        with every cell."""
         tables = self._tables(state.pos.device) if self.n_cells <= 16 else None
         if tables is not None:
-            n, pos = self.n_cells, state.pos
-            key = pos[:, 0] * (2 * n * n)  # ((p0 * n + p1) * n + coin) * 2 + owner
-            key.add_(pos[:, 1], alpha=2 * n).add_(state.coin, alpha=2).add_(state.owner)
+            n, b = self.n_cells, state.batch_size
             # rows of 8n (uint8) or 32n (float32) bytes, copied as int64 words: fewer elements
-            out = torch.index_select(tables.observations(dtype).view(torch.int64), 0, key)
-            return out.view(dtype).view(state.batch_size, 2, 4, self.size, self.size)
+            table = tables.observations(dtype).view(torch.int64)
+            out = _into_chunks(_observation_rows, (table, n), b, table.shape[1:], torch.int64,
+                               state.pos, state.coin, state.owner)
+            return out.view(dtype).view(b, 2, 4, self.size, self.size)
         target = self._targets(state).unsqueeze(-1)  # [B, 2, 4, 1]
         out = torch.empty((state.batch_size, 2, 4, self.n_cells), dtype=dtype, device=target.device)
         torch.eq(target, xp.constant(self._cells, target, self._cache_cells), out=out)
