@@ -391,6 +391,7 @@ class MFOSCoinGame(Algorithm):
             "rollout/opponent_reward_per_step": float(others.mean()),
             "rollout/first_reward": float(moves[0].mean()),
             "rollout/final_reward": float(moves[-1].mean()),
+            "rollout/opponent_first_reward": float(others[0].mean()),
             "rollout/opponent_final_reward": float(others[-1].mean()),
             "rollout/own_coin_rate": float(traj.own_coins[0] / traj.own_coins.sum().clamp(min=1)),
             "rollout/opponent_own_coin_rate": float(traj.other_coins[0] / traj.other_coins.sum().clamp(min=1)),
