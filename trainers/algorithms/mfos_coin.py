@@ -17,8 +17,8 @@ inner episode just ended (1 on the final observation). **The meta-agent**
 (:class:`CoinMetaAgent`, the authors' ``ActorCriticMFOS``): actor and critic each a
 conv-conv-linear encoder and a GRU whose state starts from zero in every inner episode; the
 GRU's ReLU'd output is multiplied by a conditioning vector ``th`` before the head. ``th`` is
-``sigmoid(Linear(mean over the batch of the last output of a third encoder + GRU run over
-the previous inner episode's observations)))``, all ones in the first inner episode: through
+``sigmoid(Linear(m))``, ``m`` the mean over the games of the last output of a third encoder
+and GRU run over the previous inner episode's observations; all ones in the first inner episode: through
 ``th`` the meta-agent carries what it learned of the learner from one inner episode to the
 next. The critic sees ``th`` without its gradient.
 
@@ -39,7 +39,8 @@ Departures from the authors' set-up: the project's Coin Game (one coin whose own
 alternates, egocentric planes ``[me, other, my coin, other's coin]`` per seat; theirs has a
 coin of each colour at once and one shared, non-egocentric board); returns and the learner's
 advantages normalised with the population std (theirs: Bessel-corrected; the same to 1e-3 at
-these sizes); every random draw comes from the run's seeded generators.
+these sizes); every random draw comes from the run's seeded generators; the circular
+convolutions are computed as a matrix product (:class:`CircularConv`, the same result).
 """
 
 from __future__ import annotations
