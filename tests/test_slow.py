@@ -78,7 +78,7 @@ def test_mfos_on_the_coin_game_learns_to_exploit_the_naive_learner(tmp_path):
     the last 10 meta-episodes the meta-agent earns more than 0.2 per step and the learner less
     than 0, and the meta-agent gains at least 0.2 on its first 10. Measured: -0.006 / +0.016
     (M-FOS / learner) over the first 10, +0.310 / -0.293 over the last 10; seed 1 -0.037 / +0.041
-    and +0.296 / -0.269; 2438 s with three jobs on the 2-core machine (16 s per meta-episode;
+    and +0.323 / -0.298; 2438 s with three jobs on the 2-core machine (16 s per meta-episode;
     6.4 s with two), see the README. A scripted Always Defect in the same seat gets about
     +0.50 / -0.50: M-FOS on this budget has not got there."""
     import csv
