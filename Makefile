@@ -50,7 +50,7 @@ reproduce-published-league: $(STAMP)
 reproduce-negotiation: $(STAMP)
 	$(PY) examples/reproduce_league.py --env negotiation --seeds 10 --jobs 2 --out runs/reproduce/negotiation
 
-# Fig. 7: AdAlign, its sign ablations, LOQA, POLA (M-FOS trains on the IPD only), scripted and published players
+# Fig. 7: AdAlign, its sign ablations, LOQA, POLA, M-FOS, scripted and published players
 reproduce-full-league: $(STAMP)
 	$(PY) examples/full_league.py --seeds 10 --jobs 2 --threads 1 --published $(PUBLISHED) \
 		--out runs/reproduce/full_league

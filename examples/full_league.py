@@ -12,7 +12,7 @@ every player against every player with ``trainers.evaluation.league`` (16-step g
   empathetic (E), spiteful (S) and vengeful (V) cases, i.e. keep the others
   (``--sign-masks``, :data:`ABLATIONS`); otherwise AdAlign's preset and budget;
 * ``loqa``, ``pola``, ``mfos``: the other opponent-shaping methods of the registry, from their
-  Coin Game CPU preset where there is one (LOQA's and POLA's ``--fast``), else their paper preset, with
+  Coin Game CPU preset where there is one (LOQA's, POLA's and M-FOS's ``--fast``), else their paper preset, with
   the budgets of :data:`BUDGETS` (those not registered in this
   installation, or that cannot train on the Coin Game, are left out, with the reason);
 * ``always_cooperate``, ``always_defect``, ``random``; with ``--published DIR`` the
@@ -66,8 +66,10 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "adalign_vs": ("vengeful", "spiteful"),
 }
 #: Updates per seed of each trained player on a 2-core CPU (the command line overrides them).
-#: AdAlign and its ablations: the Coin Game CPU preset's 2000 (examples/reproduce_league.py).
-BUDGETS: dict[str, int] = {"adalign": 2000, "loqa": 1000, "pola": 100, "mfos": 200}
+#: AdAlign and its ablations: the Coin Game CPU preset's 2000 (examples/reproduce_league.py); LOQA: its
+#: ``--fast`` preset's 1000; M-FOS: its ``--fast`` preset's 150 meta-episodes (32 games each against a fresh
+#: naive PPO learner).
+BUDGETS: dict[str, int] = {"adalign": 2000, "loqa": 1000, "pola": 100, "mfos": 150}
 #: The registry's algorithm of each trained player that is not an AdAlign variant.
 OTHERS = {"loqa": "loqa", "pola": "pola", "mfos": "mfos"}
 SCRIPTED = ["always_cooperate", "always_defect", "random"]
@@ -106,7 +108,7 @@ def available_players(wanted: list[str] | None) -> list[str]:
             continue
         try:
             player_config(name, 0, 1, "cpu")
-        except ValueError as e:  # an algorithm that does not train on the Coin Game (M-FOS: the IPD only)
+        except ValueError as e:  # an algorithm that does not train on the Coin Game
             print(f"leaving out {name}: {e}", flush=True)
             continue
         out.append(name)

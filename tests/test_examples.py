@@ -268,21 +268,24 @@ def test_reproduce_league_adds_the_published_agents(tmp_path):
 
 def test_full_league_trains_the_ablations_and_the_other_methods_and_plays_them(tmp_path):
     """The Fig. 7 league with tiny budgets: an ablation keeps the sign cases it does not mask,
-    LOQA trains from its Coin Game preset, M-FOS (IPD only) is left out with the reason, and
+    LOQA trains from its Coin Game preset, M-FOS from its Coin Game CPU preset, and
     league.md has every cell and the training times."""
     args = ("--seeds", 1, "--players", "adalign_vs", "loqa", "mfos", "--adalign-iterations", 2, "--loqa-iterations", 2,
-            "--episodes", 2, "--out", tmp_path / "full", "--no-progress")
+            "--mfos-iterations", 1, "--episodes", 2, "--out", tmp_path / "full", "--no-progress")
     out = run_example("full_league.py", *args, cwd=tmp_path)
-    assert "leaving out mfos" in out
+    assert "leaving out" not in out
     with (tmp_path / "full" / "league.csv").open(newline="") as f:
         names = {r["row"] for r in csv.DictReader(f)}
-    assert names == {"adalign_vs", "loqa", "always_cooperate", "always_defect", "random"}
+    assert names == {"adalign_vs", "loqa", "mfos", "always_cooperate", "always_defect", "random"}
+    mfos = json.loads((tmp_path / "full" / "mfos-s0" / "config.json").read_text())
+    assert (mfos["run"]["env"], mfos["run"]["num_games"], mfos["run"]["iterations"]) == ("coin_game", 32, 1)
     saved = json.loads((tmp_path / "full" / "adalign_vs-s0" / "config.json").read_text())
     assert saved["algorithm"]["sign_masks"] == ["cooperative", "empathetic"]  # V and S masked
     assert json.loads((tmp_path / "full" / "loqa-s0" / "config.json").read_text())["run"]["algo"] == "loqa"
     table = (tmp_path / "full" / "league.md").read_text()
     assert "| adalign_vs |" in table and "min (mean of 1)" in table
     times = (tmp_path / "full" / "times.csv").read_text()
+    assert {r["player"] for r in csv.DictReader(times.splitlines())} == {"adalign_vs", "loqa", "mfos"}
     replay = ("--seeds", 1, "--players", "adalign_vs", "--episodes", 2, "--out", tmp_path / "full", "--no-progress",
               "--league-only", "--adalign-iterations", 5)  # other settings: played as they are, not retrained
     run_example("full_league.py", *replay, cwd=tmp_path)

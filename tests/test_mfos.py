@@ -194,9 +194,9 @@ def test_mfos_settings_are_validated_with_clear_errors(overrides, name):
         make_config("ipd", "mfos", **overrides)
 
 
-def test_mfos_refuses_games_other_than_the_ipd():
-    with pytest.raises(ValueError, match="^env = 'coin_game' is invalid: M-FOS is implemented for ipd only"):
-        make_config("coin_game", "mfos")
+def test_mfos_refuses_games_other_than_the_ipd_and_the_coin_game():
+    with pytest.raises(ValueError, match="^env = 'negotiation' is invalid: M-FOS is implemented for ipd, coin_game"):
+        make_config("negotiation", "mfos")
 
 
 def test_mfos_trains_from_the_command_line(tmp_path):

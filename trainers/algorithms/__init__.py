@@ -8,7 +8,7 @@ and Stable-Baselines3 is loaded only for its baselines)::
     ppo                 trainers.algorithms.ppo                Stable-Baselines3's PPO in self-play
     ppo_shared_reward   trainers.algorithms.ppo                PPO on the sum of the players' rewards (PPO-SR)
     loqa                trainers.algorithms.loqa               LOQA, opponent Q-learning awareness (SPEC 7b)
-    mfos                trainers.algorithms.mfos               M-FOS, model-free opponent shaping, IPD (SPEC 7b)
+    mfos                trainers.algorithms.mfos               M-FOS, model-free opponent shaping, IPD and Coin Game (SPEC 7b)
     pola                trainers.algorithms.pola               POLA-DiCE, proximal LOLA with look-ahead (SPEC 7b)
 
 A new algorithm is one module with an :class:`~trainers.algorithms.base.Algorithm`

@@ -35,13 +35,16 @@ with the run's seed; game ``i`` of a match plays the policy of meta-episode ``i 
 (:class:`ShapedPolicies`). They are saved in every checkpoint.
 
 Presets (:data:`PAPER_PRESETS`): the authors' ``main_mfos_ppo.py`` / ``main_mfos_self.py``,
-``ppo.py`` and ``environments.py``; the Coin Game version is not implemented here.
+``ppo.py`` and ``environments.py``. The configuration section is
+:mod:`trainers.algorithms.mfos_config`'s. On the Coin Game (``--env coin_game``) the registry's
+:class:`MFOS` builds :class:`trainers.algorithms.mfos_coin.MFOSCoinGame` instead (its own
+meta-game, module :mod:`trainers.algorithms.mfos_coin`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,8 +55,10 @@ from social_dilemmas.ipd import memory_one_values
 from social_dilemmas.policies import MemoryOnePolicy, Policy, memory_one_cooperation
 from trainers.advantages import monte_carlo_returns, normalize_advantages
 from trainers.algorithms.base import Algorithm
+from trainers.algorithms.mfos_coin import MFOSCoinGame
+from trainers.algorithms.mfos_config import FAST_PRESETS, PAPER_PRESETS, MFOSConfig
 from trainers.common import check_finite
-from trainers.config import Config, Section, need
+from trainers.config import Config
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.losses import ppo_clip_loss
 from trainers.policy import AgentPolicy
@@ -64,63 +69,6 @@ __all__ = ["MFOS", "MFOSConfig", "MetaAgent", "ShapedPolicies", "PAPER_PRESETS",
 THETA = 5
 #: Seed offset of the player's (and evaluation's) meta-episodes: they draw nothing from training.
 _EVAL_SEED = 10**6
-
-
-@dataclass
-class MFOSConfig(Section):
-    """M-FOS: the meta-game, the naive learner and the meta-agent's PPO (defaults: the authors' IPD run)."""
-
-    opponent: Literal["nl", "self"] = "nl"
-    """The meta-game: nl (against a naive learner, main_mfos_ppo.py) or self (two meta-agents, M-FOS vs M-FOS,
-    main_mfos_self.py, with naive-learner meta-episodes annealed away)."""
-    meta_steps: int = 100
-    """Rounds (inner policy updates) per meta-episode (num_steps)."""
-    inner_gamma: float = 0.96
-    """Discount of the infinite inner IPD whose exact value is each round's reward (gamma_inner)."""
-    opponent_lr: float = 1.0
-    """Naive learner's step size of gradient ascent on its own discounted return (lr)."""
-    init_std: float = 1.0
-    """Standard deviation of the normal the inner logits start from (std)."""
-    hidden: int = 256
-    """Width of the meta-agent's actor and critic (one tanh layer each)."""
-    lr: float = 0.002
-    """Adam learning rate of the meta-agent (actor and critic), betas (0.9, 0.999) (self-play: 0.0002)."""
-    ppo_epochs: int = 4
-    """Full-batch PPO epochs per update (K_epochs)."""
-    clip_eps: float = 0.2
-    """PPO clip parameter (eps_clip)."""
-    gamma: float = 0.99
-    """Discount of the meta-returns over a meta-episode."""
-    entropy_coef: float = 0.01
-    """Weight of the entropy bonus of the meta-agent's normal (--entropy)."""
-    value_coef: float = 0.5
-    """Weight of the critic's MSE on the normalised meta-returns."""
-    nl_prob_decay: float = 0.0015
-    """Self-play: the probability of a naive-learner update starts at 1 and falls by this per update (lamb_anneal)."""
-
-    def validate(self, run: Any = None) -> MFOSConfig:
-        need(self, self.opponent in ("nl", "self"), "opponent", "allowed values are nl, self")
-        self.check_int_at_least(("meta_steps", "hidden", "ppo_epochs"), 1)
-        self.check_finite(("inner_gamma",), 0.0)
-        need(self, self.inner_gamma < 1, "inner_gamma", "must be in [0, 1) (the inner IPD is infinite)")
-        self.check_finite(("lr", "init_std"), 0.0, strict=True)
-        self.check_finite(("opponent_lr", "clip_eps", "entropy_coef", "value_coef", "nl_prob_decay"), 0.0)
-        self.check_finite(("gamma",), 0.0)
-        need(self, self.gamma <= 1, "gamma", "must be in [0, 1]")
-        if run is not None:
-            need(run, run.env == "ipd", "env", "M-FOS is implemented for ipd only (the Coin Game version is not)")
-        return self
-
-
-#: The authors' runs (``src/main_mfos_ppo.py --game=IPD --opponent=NL`` and
-#: ``src/main_mfos_self.py --game=IPD``): 4096 meta-episodes per update, 1024 updates.
-PAPER_PRESETS: dict[str, dict[str, Any]] = {
-    "ipd": dict(num_games=4096, iterations=1024, opponent="nl", meta_steps=100, inner_gamma=0.96, opponent_lr=1.0,
-                init_std=1.0, hidden=256, lr=0.002, ppo_epochs=4, clip_eps=0.2, gamma=0.99, entropy_coef=0.01,
-                value_coef=0.5),
-}
-#: ``--fast``: the same meta-game on 256 meta-episodes per update (the authors: 4096), 300 updates (the slow test).
-FAST_PRESETS: dict[str, dict[str, Any]] = {"ipd": dict(num_games=256, iterations=300)}
 
 
 class MetaAgent(nn.Module):
@@ -271,15 +219,23 @@ def ppo_update(agent: MetaAgent, optimizer: torch.optim.Optimizer, traj: Traject
 
 
 class MFOS(Algorithm):
-    """M-FOS, model-free opponent shaping, on the IPD (see the module docstring).
+    """M-FOS, model-free opponent shaping (see the module docstring): the registry's ``mfos``.
 
-    One update is one batch of ``num_games`` meta-episodes per meta-agent and its PPO update."""
+    On the IPD, one update is one batch of ``num_games`` meta-episodes per meta-agent and its
+    PPO update. A configuration for the Coin Game builds a
+    :class:`~trainers.algorithms.mfos_coin.MFOSCoinGame` (``MFOS(config)`` returns it, and
+    :meth:`player` plays its checkpoints)."""
 
     name = "mfos"
     Config = MFOSConfig
     presets = PAPER_PRESETS
     fast_presets = FAST_PRESETS
     postfix = ("rollout/reward_per_step", "rollout/opponent_reward_per_step", "rollout/final_reward")
+
+    def __new__(cls, config: Config, out: Any = None):
+        if cls is MFOS and config.run.env == "coin_game":
+            return MFOSCoinGame(config, out)  # not an MFOS: Python does not call __init__ again
+        return super().__new__(cls)
 
     def __init__(self, config: Config, out: Any = None):
         super().__init__(config, out)
@@ -368,6 +324,8 @@ class MFOS(Algorithm):
     @classmethod
     def player(cls, config: Config, state: dict[str, Any], game: Any, device: torch.device | str = "cpu",
                greedy: bool = False, name: str = "agent") -> Policy:
+        if config.run.env == "coin_game":
+            return MFOSCoinGame.player(config, state, game, device=device, greedy=greedy, name=name)
         if game is not None and getattr(game, "name", None) != "ipd":
             raise ValueError(f"an M-FOS agent plays the IPD, not {getattr(game, 'name', game)!r}")
         return AgentPolicy(ShapedPolicies(state["shaped_policies"]).to(device), name=name, greedy=greedy,
