@@ -89,7 +89,7 @@ def player_config(name: str, seed: int, iterations: int, device: str) -> Config:
         return make_config("coin_game", "adalign", fast=True, seed=seed, iterations=iterations, device=device,
                            save_every=50, **extra)
     algo = OTHERS[name]
-    fast = "coin_game" in algorithms.get(algo).fast_presets  # the CPU preset where there is one (LOQA, POLA)
+    fast = "coin_game" in algorithms.get(algo).fast_presets  # the CPU preset where there is one (LOQA, POLA, M-FOS)
     return make_config("coin_game", algo, fast=fast, seed=seed, iterations=iterations, device=device, save_every=50)
 
 
