@@ -56,11 +56,10 @@ from social_dilemmas.policies import MemoryOnePolicy, Policy, memory_one_coopera
 from trainers.advantages import monte_carlo_returns, normalize_advantages
 from trainers.algorithms.base import Algorithm
 from trainers.algorithms.mfos_coin import MFOSCoinGame
-from trainers.algorithms.mfos_config import FAST_PRESETS, PAPER_PRESETS, MFOSConfig
+from trainers.algorithms.mfos_config import FAST_PRESETS, PAPER_PRESETS, MFOSConfig, meta_ppo_epochs
 from trainers.common import check_finite
 from trainers.config import Config
 from trainers.evaluation.scripted import scripted_evaluation
-from trainers.losses import ppo_clip_loss
 from trainers.policy import AgentPolicy
 
 __all__ = ["MFOS", "MFOSConfig", "MetaAgent", "ShapedPolicies", "PAPER_PRESETS", "FAST_PRESETS", "meta_episode", "meta_returns", "ppo_update"]
@@ -199,23 +198,11 @@ def ppo_update(agent: MetaAgent, optimizer: torch.optim.Optimizer, traj: Traject
     returns ``G_t = r_t + gamma G_{t+1}`` (:func:`~trainers.advantages.monte_carlo_returns`),
     normalised over the batch, advantages ``G - V(s)`` with the values before each epoch's
     step, ``ppo_epochs`` full-batch steps. ``check(what, loss)``: called on every loss."""
-    returns = meta_returns(traj.rewards, cfg.gamma)
-    stats: dict[str, list[float]] = {}
-    for _ in range(cfg.ppo_epochs):
+    def evaluate() -> tuple[Tensor, Tensor, Tensor]:
         dist, values = agent(traj.states)
-        log_probs = dist.log_prob(traj.actions).sum(-1)
-        policy_loss, info = ppo_clip_loss(log_probs, traj.log_probs, returns - values.detach(), cfg.clip_eps)
-        value_loss = F.mse_loss(values, returns)
-        ent = dist.entropy().sum(-1).mean()
-        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * ent
-        if check is not None:
-            check("meta-agent loss", loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        for k, v in {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": ent, **info}.items():
-            stats.setdefault(k, []).append(float(v.detach()))
-    return {f"train/{k}": sum(v) / len(v) for k, v in stats.items()}
+        return dist.log_prob(traj.actions).sum(-1), values, dist.entropy().sum(-1)
+
+    return meta_ppo_epochs(evaluate, optimizer, traj.log_probs, meta_returns(traj.rewards, cfg.gamma), cfg, check)
 
 
 class MFOS(Algorithm):

@@ -58,7 +58,7 @@ from social_dilemmas.coin_game import _coin_rewards  # the game's reward rule (o
 from social_dilemmas.policies import Policy
 from trainers.advantages import monte_carlo_returns, normalize_advantages
 from trainers.algorithms.base import Algorithm
-from trainers.algorithms.mfos_config import FAST_PRESETS, PAPER_PRESETS, MFOSConfig
+from trainers.algorithms.mfos_config import FAST_PRESETS, PAPER_PRESETS, MFOSConfig, meta_ppo_epochs
 from trainers.common import check_finite
 from trainers.config import Config
 from trainers.evaluation.scripted import scripted_evaluation
@@ -307,21 +307,8 @@ def coin_ppo_update(agent: CoinMetaAgent, optimizer: torch.optim.Optimizer, traj
     """The meta-agent's PPO update on one meta-episode (module docstring). ``check(what, loss)``: called on every loss."""
     e, t, b = traj.rewards.shape
     returns = normalize_advantages(carried_returns(traj.rewards.flatten(0, 1), cfg.gamma, t), eps=1e-5).view(e, t, b)
-    stats: dict[str, list[float]] = {}
-    for _ in range(cfg.ppo_epochs):
-        log_probs, values, entropy = agent.evaluate(traj.states, traj.actions)
-        policy_loss, info = ppo_clip_loss(log_probs, traj.log_probs, returns - values.detach(), cfg.clip_eps)
-        value_loss = F.mse_loss(values, returns)
-        ent = entropy.mean()
-        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * ent
-        if check is not None:
-            check("meta-agent loss", loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        for k, v in {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": ent, **info}.items():
-            stats.setdefault(k, []).append(float(v.detach()))
-    return {f"train/{k}": sum(v) / len(v) for k, v in stats.items()}
+    return meta_ppo_epochs(lambda: agent.evaluate(traj.states, traj.actions), optimizer, traj.log_probs, returns,
+                           cfg, check)
 
 
 class CoinMetaPlayer(nn.Module):

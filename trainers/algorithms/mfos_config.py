@@ -7,12 +7,18 @@ fields whose meaning depends on the game say so. Defaults: the authors' IPD run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from trainers.config import Section, need
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
-__all__ = ["MFOSConfig", "PAPER_PRESETS", "FAST_PRESETS", "GAMES"]
+from trainers.config import Section, need
+from trainers.losses import ppo_clip_loss
+
+__all__ = ["MFOSConfig", "PAPER_PRESETS", "FAST_PRESETS", "GAMES", "meta_ppo_epochs"]
 
 #: The games M-FOS plays here.
 GAMES = ("ipd", "coin_game")
@@ -101,3 +107,28 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 #: meta-episodes (1000); the README also measures ``--lr 0.002``, which learns about twice as fast.
 FAST_PRESETS: dict[str, dict[str, Any]] = {"ipd": dict(num_games=256, iterations=300),
                                            "coin_game": dict(num_games=32, iterations=150)}
+
+
+def meta_ppo_epochs(evaluate: Callable[[], tuple[Tensor, Tensor, Tensor]], optimizer: torch.optim.Optimizer,
+                    old_log_probs: Tensor, returns: Tensor, cfg: MFOSConfig, check: Any = None) -> dict[str, float]:
+    """The meta-agent's PPO epochs, the same on both games (the authors' ``ppo.py`` update):
+    ``cfg.ppo_epochs`` full-batch steps of :func:`trainers.losses.ppo_clip_loss` with advantages
+    ``returns - V`` (the values before each step, without gradient), plus ``value_coef`` times
+    the value MSE minus ``entropy_coef`` times the mean entropy. ``evaluate()`` gives the
+    current log-probabilities of the stored actions, the values and the entropies, shaped like
+    ``returns``; ``check(what, loss)``: called on every loss. Returns the epochs' mean losses."""
+    stats: dict[str, list[float]] = {}
+    for _ in range(cfg.ppo_epochs):
+        log_probs, values, entropy = evaluate()
+        policy_loss, info = ppo_clip_loss(log_probs, old_log_probs, returns - values.detach(), cfg.clip_eps)
+        value_loss = F.mse_loss(values, returns)
+        ent = entropy.mean()
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * ent
+        if check is not None:
+            check("meta-agent loss", loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for k, v in {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": ent, **info}.items():
+            stats.setdefault(k, []).append(float(v.detach()))
+    return {f"train/{k}": sum(v) / len(v) for k, v in stats.items()}
