@@ -231,55 +231,33 @@ def training_of(name: str, player: Path | None, out: Path, given: bool) -> dict[
 
 # -- evaluation -----------------------------------------------------------------------------------
 def play(player, args: argparse.Namespace, video: Path | None, desc: str) -> dict[str, np.ndarray]:
-    """``player`` in all 7 seats for ``args.episodes`` episodes: per episode and step, the
-    per-capita return so far, apples and patches alive (arrays ``[episodes, steps]``)."""
+    """``player`` in all 7 seats for ``args.episodes`` episodes
+    (:func:`social_dilemmas.commons_harvest.self_play`): per episode and step, the per-capita
+    return so far, apples and patches alive (arrays ``[episodes, steps]``); the first
+    episode filmed to ``video``."""
     from tqdm.auto import tqdm
 
     import renderers
     from renderers.video import VideoWriter
-    from social_dilemmas.commons_harvest import CommonsHarvestOpen, count_apples, resolve_commons_harvest_player
+    from social_dilemmas.commons_harvest import self_play
 
-    env = CommonsHarvestOpen(render_mode="rgb_array", max_steps=args.max_steps, resize=args.resize)
-    policy = resolve_commons_harvest_player(player, env.spec_info)
-    E, T = args.episodes, args.max_steps
-    out = {k: np.zeros((E, T)) for k in ("per_capita_return", "apples", "patches_alive")}
     writer = VideoWriter(video, fps=args.fps) if video is not None else None
-    bar = tqdm(total=E * T, desc=desc, unit="step", disable=args.no_progress, dynamic_ncols=True)
+    bar = tqdm(total=args.episodes * args.max_steps, desc=desc, unit="step", disable=args.no_progress,
+               dynamic_ncols=True)
+
+    def film(episode: int, frame) -> None:
+        if episode == 0:
+            writer.append(renderers.render(frame))
+
     try:
-        for ep in range(E):
-            seed = args.seed + 1000 + ep  # the same games for every player
-            obs, _ = env.reset(seed=seed)
-            policy.reset(len(env.possible_agents), "cpu", torch.Generator().manual_seed(seed))
-            counted = count_apples(env)
-            total = 0.0
-            if writer is not None and ep == 0:
-                writer.append(renderers.render(env.frame()))
-            for t in range(T):
-                batch = torch.from_numpy(np.stack([obs[a] for a in env.possible_agents]))
-                with torch.inference_mode():
-                    actions = policy.act(batch)
-                actions = torch.as_tensor(actions).reshape(-1).tolist()
-                obs, rewards, terms, truncs, _ = env.step(dict(zip(env.possible_agents, actions)))
-                total += sum(rewards.values())
-                counted = count_apples(env, counted)
-                out["per_capita_return"][ep, t] = total / len(env.possible_agents)
-                out["apples"][ep, t] = counted.apples
-                out["patches_alive"][ep, t] = counted.patches_alive
-                if writer is not None and ep == 0:
-                    writer.append(renderers.render(env.frame()))
-                bar.update(1)
-                if any(terms.values()) or any(truncs.values()):
-                    break
-            if t + 1 < T:  # Melting Pot ended the episode early (only possible past 1000 steps)
-                for v in out.values():
-                    v[ep, t + 1:] = v[ep, t]
+        res = self_play(player, episodes=args.episodes, max_steps=args.max_steps, resize=args.resize,
+                        seed=args.seed, on_frame=film if writer is not None else None, on_step=lambda: bar.update(1))
     finally:
         bar.close()
-        env.close()
         if writer is not None:
             writer.close()
-    out["spawn_points"], out["patches"] = np.array(counted.spawn_points), np.array(counted.patches)
-    return out
+    return {"per_capita_return": res.per_capita_return, "apples": res.apples, "patches_alive": res.patches_alive,
+            "spawn_points": np.array(res.spawn_points), "patches": np.array(res.patches)}
 
 
 def scenario_scores(players: dict[str, Path], args: argparse.Namespace) -> list[dict] | str:

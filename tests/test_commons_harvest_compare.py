@@ -178,3 +178,18 @@ def test_compare_example_names_a_bad_saved_player(spec, message, capsys):
         example.parse_args(["--players", spec])
     err = capsys.readouterr().err
     assert "--players" in err and message in err
+
+
+def test_self_play_records_the_commons_step_by_step_and_repeats_exactly():
+    still = ch.self_play("noop", episodes=1, max_steps=15, resize=36)
+    assert still.per_capita_return.shape == (1, 15) and (still.spawn_points, still.patches) == (64, 6)
+    assert (still.apples == 64).all() and (still.patches_alive == 6).all() and (still.per_capita_return == 0).all()
+    rand = ch.self_play("random", episodes=2, max_steps=40, resize=36, seed=3)
+    assert rand.apples.shape == (2, 40) and (np.diff(rand.per_capita_return, axis=1) >= 0).all()
+    again = ch.self_play("random", episodes=2, max_steps=40, resize=36, seed=3)
+    np.testing.assert_array_equal(rand.apples, again.apples)
+    np.testing.assert_array_equal(rand.per_capita_return, again.per_capita_return)
+    summary = rand.summary()
+    assert summary["final_apples"] == rand.apples[:, -1].mean() and summary["mean_patches_alive"] <= 6
+    with pytest.raises(ValueError, match="episodes = 0 is invalid"):
+        ch.self_play("random", episodes=0)

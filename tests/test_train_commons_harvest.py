@@ -188,6 +188,47 @@ def test_transformer_training_step_runs_and_adalign_trains_the_value_head_too(tm
     assert float(row["train/critic_loss"]) >= 0 and float(row["train/loss_aa"]) == float(row["train/loss_aa"])
 
 
+def test_periodic_evaluation_plays_the_agent_in_every_seat_as_its_checkpoint_does(tmp_path):
+    from social_dilemmas.commons_harvest import self_play
+
+    cfg = tiny(iterations=2, max_steps=12, eval_every=1, eval_games=2, env_kwargs={"resize": 36})
+    train(cfg, tmp_path, progress=False)
+    logged = rows(tmp_path / "metrics.csv")
+    keys = ("per_capita_return", "final_apples", "final_patches_alive", "mean_apples", "mean_patches_alive")
+    for row in logged:
+        assert all(float(row[f"eval/{k}"]) == float(row[f"eval/{k}"]) for k in keys)
+        assert 0 <= float(row["eval/final_patches_alive"]) <= 6 and float(row["time/eval_s"]) > 0
+    # the same episodes as the saved agent's self-play: the evaluation repeats exactly
+    again = self_play(str(tmp_path / "checkpoint.pt"), episodes=2, max_steps=12, seed=0, resize=36).summary()
+    assert {k: float(logged[-1][f"eval/{k}"]) for k in keys} == pytest.approx(again)
+    # the progress example: the evaluations over training beside random play on the same episodes
+    progress = _example("commons_harvest_progress")
+    result = progress.main([str(tmp_path), "--out", str(tmp_path / "progress")])
+    assert [e["iteration"] for e in result["curves"][tmp_path.name]] == [1, 2]
+    assert result["random"] == self_play("random", episodes=2, max_steps=12, seed=0, resize=36).summary()
+    with (tmp_path / "progress" / "progress.csv").open() as f:
+        assert [r["run"] for r in csv.DictReader(f)] == [tmp_path.name] * 2 + ["random"]
+    assert (tmp_path / "progress" / "progress.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="no evaluations: train with --eval-every"):
+        (tmp_path / "plain").mkdir()
+        (tmp_path / "plain" / "config.json").write_text((tmp_path / "config.json").read_text())
+        progress.main([str(tmp_path / "plain")])
+    with pytest.raises(SystemExit, match="is not a run folder"):
+        progress.main([str(tmp_path / "nothing")])
+
+
+def _example(name: str):
+    import importlib
+    import sys
+
+    folder = str(Path(__file__).resolve().parents[1] / "examples")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
+
+
 def test_image_games_refuse_what_their_network_cannot_do():
     with pytest.raises(ValueError, match="critic_warmup.*value head"):
         tiny(critic_warmup=2)

@@ -134,9 +134,12 @@ class RunConfig(Section):
     eval_every: int = 0
     """Updates between evaluations against the game's scripted players and against itself
     (eval/ columns of metrics.csv, such as eval/self and eval/exploitation; 0: never).
-    The training reward alone hides whether an agent is exploitable."""
+    The training reward alone hides whether an agent is exploitable. Commons Harvest: the
+    agent in all 7 seats (eval/per_capita_return, eval/final_patches_alive, ...): the
+    reward alone hides whether it strips the patches."""
     eval_games: int = 64
-    """Games per match of an evaluation (of the training length, seeded the same every time)."""
+    """Games per match of an evaluation (of the training length, seeded the same every time);
+    Commons Harvest: episodes (1 in its preset)."""
     tensorboard: bool = True
     """Write TensorBoard logs under DIR/tb."""
     keep_best: bool = False
@@ -171,8 +174,8 @@ class RunConfig(Section):
         need(self, "max_steps" not in self.env_kwargs, "env_kwargs",
              "give the episode length as max_steps (--max-steps), not inside env_kwargs")
         need(self, self.time_limit in ("terminate", "bootstrap"), "time_limit", "allowed values are terminate, bootstrap")
-        need(self, self.eval_every == 0 or self.env in SCRIPTED, "eval_every",
-             f"must be 0 for {self.env} (scripted players exist for {', '.join(SCRIPTED)})")
+        need(self, self.eval_every == 0 or self.env in (*SCRIPTED, "commons_harvest_open"), "eval_every",
+             f"must be 0 for {self.env} (evaluations exist for {', '.join(SCRIPTED)}, commons_harvest_open)")
         need(self, isinstance(self.tensorboard, bool), "tensorboard", "must be true or false")
         try:  # the game's own checks of its arguments
             spec(self.env, **self.game_kwargs())

@@ -33,7 +33,7 @@ RUN_PRESETS: dict[str, dict[str, Any]] = {
     "coin_game": dict(num_games=512, max_steps=50),
     "negotiation": dict(num_games=16384, max_steps=50),
     "commons_harvest_open": dict(algo="proximal_adalign", num_games=6, max_steps=1000, rollout_steps=15,
-                                 time_limit="bootstrap"),
+                                 time_limit="bootstrap", eval_games=1),
 }
 
 

@@ -13,6 +13,8 @@ with file descriptor 2 sent to ``/dev/null`` (Python errors still propagate).
 * :func:`evaluate_scenario` -- Melting Pot's ``commons_harvest__open_0`` / ``_1``
   scenarios: 5 focal copies of a policy against the background bots.
 * :func:`count_apples` -- the apples and the patches still alive, read off the world view.
+* :func:`self_play` -- one player in all 7 seats: per-capita return, apples and patches
+  alive, step by step.
 
 Every name is importable from here; the code lives in one module per job:
 
@@ -25,7 +27,8 @@ Every name is importable from here; the code lives in one module per job:
 * ``single_agent`` -- :class:`CommonsHarvestSingleAgentEnv`;
 * ``vector`` -- :class:`CommonsHarvestVec` and its worker processes;
 * ``scenarios`` -- :func:`evaluate_scenario` and :func:`scenario_assets_available`;
-* ``apples`` -- :func:`count_apples`.
+* ``apples`` -- :func:`count_apples`;
+* ``self_play`` -- :func:`self_play`.
 
 **Why the substrate is loaded through a Lua prelude.** Melting Pot's Lua walks some
 string-keyed tables with ``pairs``. LuaJIT seeds its string hash from the OS at the
@@ -66,6 +69,7 @@ from social_dilemmas.commons_harvest.scenarios import (
     evaluate_scenario,
     scenario_assets_available,
 )
+from social_dilemmas.commons_harvest.self_play import SelfPlayResult, self_play
 from social_dilemmas.commons_harvest.single_agent import CommonsHarvestSingleAgentEnv
 from social_dilemmas.commons_harvest.substrate import build_substrate as build_substrate
 from social_dilemmas.commons_harvest.substrate import import_meltingpot
@@ -86,4 +90,6 @@ __all__ = [
     "MeltingPotAssetsMissing",
     "AppleCount",
     "count_apples",
+    "SelfPlayResult",
+    "self_play",
 ]

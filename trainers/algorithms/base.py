@@ -48,6 +48,7 @@ from trainers.algorithms.onpolicy_config import OnPolicyConfig
 from trainers.common import check_finite, clip_and_step, resolve_device
 from trainers.config import Config, Section
 from trainers.critics import Estimate, SeparateCritic, ValueHead
+from trainers.evaluation.commons_harvest import harvest_evaluation
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.networks import build_networks, is_image_game
 from trainers.policy import AgentPolicy
@@ -253,7 +254,12 @@ class OnPolicy(Algorithm):
     def evaluate(self) -> dict[str, float]:
         """The current actor against itself and the scripted players
         (:func:`trainers.evaluation.scripted.scripted_evaluation`, ``eval_games`` games per
-        match). Draws no numbers from the training generators."""
+        match); on Commons Harvest, in all 7 seats for ``eval_games`` episodes
+        (:func:`trainers.evaluation.commons_harvest.harvest_evaluation`). Draws no numbers
+        from the training generators."""
+        if is_image_game(self.game):
+            actor = copy.deepcopy(self.actor).cpu()
+            return harvest_evaluation(AgentPolicy(actor, obs_shape=tuple(self.game.obs_shape)), self.run)
         return scripted_evaluation(self.game, lambda seat: AgentPolicy(copy.deepcopy(self.actor)),
                                    games=self.run.eval_games, seed=self.run.seed, device=self.device)
 

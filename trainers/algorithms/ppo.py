@@ -53,6 +53,7 @@ from social_dilemmas.policies import Policy
 from trainers.algorithms.base import Algorithm
 from trainers.common import CheckpointError, atomic_write
 from trainers.config import Config, Section
+from trainers.evaluation.commons_harvest import harvest_evaluation
 from trainers.evaluation.scripted import scripted_evaluation
 from trainers.sb3_bridge import PPO as SB3PPO
 from trainers.sb3_bridge import (
@@ -235,8 +236,11 @@ class PPO(Algorithm):
         return metrics
 
     def evaluate(self) -> dict[str, float]:
-        """The model(s) against themselves and the scripted players (seat 0's model plays the scripted ones)."""
+        """The model(s) against themselves and the scripted players (seat 0's model plays the scripted ones);
+        on Commons Harvest, the model in all 7 seats (:func:`~trainers.evaluation.commons_harvest.harvest_evaluation`)."""
         models, game = self.models, self.env.game
+        if self.run.env == "commons_harvest_open":
+            return harvest_evaluation(SB3Policy(models[0], game), self.run)
         return scripted_evaluation(game, lambda seat: SB3Policy(models[seat if self.cfg.independent else 0], game),
                                    games=self.run.eval_games, seed=self.run.seed)
 
