@@ -217,6 +217,14 @@ def test_periodic_evaluation_plays_the_agent_in_every_seat_as_its_checkpoint_doe
         progress.main([str(tmp_path / "nothing")])
 
 
+def test_ppo_baseline_is_evaluated_in_every_seat_too(tmp_path):
+    cfg = make_config("commons_harvest_open", algo="ppo", num_games=1, rollout_steps=4, max_steps=8, iterations=1,
+                      device="cpu", tensorboard=False, eval_every=1, env_kwargs={"resize": 36})
+    train(cfg, tmp_path, progress=False)
+    row = rows(tmp_path / "metrics.csv")[-1]
+    assert 0 <= float(row["eval/final_patches_alive"]) <= 6 and float(row["eval/per_capita_return"]) >= 0
+
+
 def _example(name: str):
     import importlib
     import sys
