@@ -19,7 +19,7 @@ from social_dilemmas.core import (
     to_numpy,
 )
 
-__all__ = ["CoinGame", "CoinGameState", "MOVES"]
+__all__ = ["CoinGame", "CoinGameState", "MOVES", "coin_rewards"]
 
 #: (row, col) offsets of the actions 0 left, 1 right, 2 up, 3 down. There is no stay action.
 MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))
@@ -85,9 +85,11 @@ def _free_cell(u, pos, n_cells: int):
     return cell + xp.as_int((cell >= hi) & distinct)
 
 
-def _coin_rewards(on_coin, owner, penalty: float):
-    """float32 ``[B, 2]``: +1 to every player on the coin (``on_coin`` bool ``[B, 2]``), and
-    ``penalty`` to the coin's ``owner`` ``[B]`` if the other player is on it."""
+def coin_rewards(on_coin, owner, penalty: float):
+    """The Coin Game's reward rule (its one source: the game's steps and M-FOS's meta-game use
+    it). float32 ``[B, 2]``: +1 to every player on the coin (``on_coin`` bool ``[B, 2]``), and
+    ``penalty`` to the coin's ``owner`` ``[B]`` if the other player is on it. Numpy or torch
+    arrays."""
     is_owner = owner[:, None] == xp.constant(_PLAYERS, owner, _PLAYERS_CACHE)
     stolen = (on_coin & ~is_owner).any(1)[:, None]
     return xp.as_float(on_coin) + xp.as_float(is_owner & stolen) * penalty
@@ -105,7 +107,7 @@ class _Tables:
     """The rules above evaluated once on every input, so that a torch step looks results up
     (one gather each) instead of computing them in a dozen small kernels:
 
-    * ``rewards[on_0 * 4 + on_1 * 2 + owner]``: :func:`_coin_rewards`, float32 ``[8, 2]``;
+    * ``rewards[on_0 * 4 + on_1 * 2 + owner]``: :func:`coin_rewards`, float32 ``[8, 2]``;
     * ``free_count[p0 * n + p1]``: (number of free cells, minus one), int64 ``[n * n, 2]``;
       ``free[(p0 * n + p1) * n + j]``: the ``j``-th free cell (:func:`_free_cell`), int64;
     * ``obs[((p0 * n + p1) * n + coin) * 2 + owner]``: both players' planes of that state
@@ -116,7 +118,7 @@ class _Tables:
         n = game.n_cells
         on = np.array([[a, b] for a in (0, 1) for b in (0, 1) for _ in (0, 1)], dtype=bool)
         owner = np.array([0, 1] * 4, dtype=np.int64)
-        self.rewards = torch.as_tensor(_coin_rewards(on, owner, game.penalty), device=device)
+        self.rewards = torch.as_tensor(coin_rewards(on, owner, game.penalty), device=device)
         pairs = np.stack(np.divmod(np.arange(n * n), n), axis=1)  # [n * n, 2]: (p0, p1)
         n_free = n - 1 - (pairs[:, 0] != pairs[:, 1])
         self.free_count = torch.as_tensor(np.stack((n_free, n_free - 1), axis=1), device=device)
@@ -271,7 +273,7 @@ class CoinGame(BatchedGame[CoinGameState]):
             return self._transition_looked_up(tables, state, actions, noise[:, 0])
         pos = xp.constant(self._next_flat, state.pos, self._cache)[state.pos * 4 + xp.as_int(actions)]
         on_coin = pos == state.coin[:, None]  # [B, 2]
-        rewards = _coin_rewards(on_coin, state.owner, self.penalty)
+        rewards = coin_rewards(on_coin, state.owner, self.penalty)
         picked = on_coin.any(1)
         coin = lib.where(picked, _free_cell(noise[:, 0], pos, self.n_cells), state.coin)
         owner = lib.where(picked, 1 - state.owner, state.owner)

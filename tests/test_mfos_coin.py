@@ -71,7 +71,7 @@ def test_pickups_read_from_the_views_give_the_games_rewards():
         after = info["final_obs"] if bool(trunc[0]) else obs2
         for seat in range(2):
             on_coin, owner = observed_pickups(obs[:, seat], after[:, seat])
-            mine = mfos_coin._coin_rewards(on_coin, owner, vec.game.penalty)[:, 0]
+            mine = mfos_coin.coin_rewards(on_coin, owner, vec.game.penalty)[:, 0]
             assert torch.equal(mine, rewards[:, seat])
         obs = obs2
 

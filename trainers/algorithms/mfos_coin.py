@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical
 
 import social_dilemmas
-from social_dilemmas.coin_game import _coin_rewards  # the game's reward rule (one source of truth)
+from social_dilemmas.coin_game import coin_rewards  # the game's reward rule (one source of truth)
 from social_dilemmas.policies import Policy
 from trainers.advantages import monte_carlo_returns, normalize_advantages
 from trainers.algorithms.base import Algorithm
@@ -333,7 +333,7 @@ class CoinMetaPlayer(nn.Module):
         memory, prev = state
         fresh = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device) if start is None else start
         on_coin, owner = observed_pickups(prev, obs)
-        rewards = _coin_rewards(on_coin, owner, self.penalty) * (~fresh)[:, None]  # [B, 2]: mine, the other's
+        rewards = coin_rewards(on_coin, owner, self.penalty) * (~fresh)[:, None]  # [B, 2]: mine, the other's
         x = torch.cat((obs, _planes(rewards[:, 1], rewards[:, 0], False, obs.shape[-1])), 1)
         dist, memory = self.agent.step(x, memory * (~fresh)[None, :, None], self.th)
         return dist, None, (memory, obs)
