@@ -251,6 +251,7 @@ def test_image_games_refuse_what_their_network_cannot_do():
 def test_cpu_preset_is_a_small_gtrxl_and_bad_arch_names_list_the_allowed_ones():
     cfg = make_config("commons_harvest_open", fast=True)
     assert (cfg.algorithm.vision_memory, cfg.algorithm.hidden, cfg.run.env_kwargs) == ("gtrxl", 64, {"resize": 44})
+    assert (cfg.run.eval_every, cfg.run.eval_games) == (150, 2)  # what the agent does to the commons, logged
     assert make_config("commons_harvest_open").algorithm.vision_memory == "gtrxl"  # the default network
     with pytest.raises(ValueError, match="arch = 'lstm' is invalid: allowed values are 'gtrxl', 'transformer', 'gru'"):
         VisionNet("lstm", **TINY)
