@@ -147,7 +147,8 @@ PAPER_PRESETS: dict[str, dict[str, Any]] = {
 #: harvest (more apples per capita than random play) but strip the patches; by 500 updates
 #: every patch is gone and they harvest less than random play. A larger alignment weight
 #: keeps the patches (beta 3 or 5, entropy 0.1), but then they harvest about as much as
-#: random play and keep about as many patches alive (3 seeds at beta 3).
+#: random play and keep about as many patches alive (3 seeds at beta 3). Beta 2 (one seed,
+#: 1250 updates) harvests 61% more than random play and keeps 4.3 of 6 patches (random: 5.3).
 #: Every 150 updates the agent is evaluated in all 7 seats (2 episodes): the reward alone
 #: does not show what it does to the commons.
 _FAST_CRITIC: dict[str, Any] = dict(
