@@ -230,11 +230,10 @@ def training_of(name: str, player: Path | None, out: Path, given: bool) -> dict[
 
 
 # -- evaluation -----------------------------------------------------------------------------------
-def play(player, args: argparse.Namespace, video: Path | None, desc: str) -> dict[str, np.ndarray]:
-    """``player`` in all 7 seats for ``args.episodes`` episodes
-    (:func:`social_dilemmas.commons_harvest.self_play`): per episode and step, the per-capita
-    return so far, apples and patches alive (arrays ``[episodes, steps]``); the first
-    episode filmed to ``video``."""
+def play(player, args: argparse.Namespace, video: Path | None, desc: str):
+    """``player`` in all 7 seats for ``args.episodes`` episodes: the
+    :class:`~social_dilemmas.commons_harvest.SelfPlayResult` of
+    :func:`~social_dilemmas.commons_harvest.self_play`; the first episode filmed to ``video``."""
     from tqdm.auto import tqdm
 
     import renderers
@@ -250,14 +249,12 @@ def play(player, args: argparse.Namespace, video: Path | None, desc: str) -> dic
             writer.append(renderers.render(frame))
 
     try:
-        res = self_play(player, episodes=args.episodes, max_steps=args.max_steps, resize=args.resize,
+        return self_play(player, episodes=args.episodes, max_steps=args.max_steps, resize=args.resize,
                         seed=args.seed, on_frame=film if writer is not None else None, on_step=lambda: bar.update(1))
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-    return {"per_capita_return": res.per_capita_return, "apples": res.apples, "patches_alive": res.patches_alive,
-            "spawn_points": np.array(res.spawn_points), "patches": np.array(res.patches)}
 
 
 def scenario_scores(players: dict[str, Path], args: argparse.Namespace) -> list[dict] | str:
@@ -280,7 +277,7 @@ def scenario_scores(players: dict[str, Path], args: argparse.Namespace) -> list[
     return rows
 
 
-def plot(results: dict[str, dict[str, np.ndarray]], args: argparse.Namespace, path: Path) -> None:
+def plot(results: dict, args: argparse.Namespace, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -288,19 +285,19 @@ def plot(results: dict[str, dict[str, np.ndarray]], args: argparse.Namespace, pa
 
     any_result = next(iter(results.values()))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    panels = (("apples", f"apples on the map (of {int(any_result['spawn_points'])})"),
-              ("patches_alive", f"patches alive (of {int(any_result['patches'])})"),
+    panels = (("apples", f"apples on the map (of {int(any_result.spawn_points)})"),
+              ("patches_alive", f"patches alive (of {int(any_result.patches)})"),
               ("per_capita_return", "per-capita return so far"))
     steps = np.arange(1, args.max_steps + 1)
     for ax, (key, title) in zip(axes, panels):
         for name, res in results.items():
-            ax.plot(steps, res[key].mean(0), label=label(name), color=COLOURS.get(name),
+            ax.plot(steps, getattr(res, key).mean(0), label=label(name), color=COLOURS.get(name),
                     linestyle="--" if name == "random" else "-", linewidth=1.6)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[1].set_ylim(bottom=0, top=int(any_result["patches"]) + 0.5)
-    axes[0].set_ylim(0, int(any_result["spawn_points"]) * 1.04)
+    axes[1].set_ylim(bottom=0, top=int(any_result.patches) + 0.5)
+    axes[0].set_ylim(0, int(any_result.spawn_points) * 1.04)
     axes[0].legend(loc="lower left")
     episodes = f"mean of {args.episodes} episodes" if args.episodes > 1 else "one episode"
     fig.suptitle(f"Commons Harvest Open, self-play of each agent in all 7 seats ({episodes}; "
@@ -327,18 +324,14 @@ def main(argv: list[str] | None = None) -> dict:
             players[name], how = train(name, args, out)
             print(f"{LABELS[name]}: {how} ({players[name]})", flush=True)
 
-    results: dict[str, dict[str, np.ndarray]] = {}
+    results = {}
     for name, player in [*players.items(), ("random", "random")]:
         results[name] = play(player, args, out / f"{name}.mp4", desc=f"self-play {label(name)}")
 
     rows = []
     for name, res in results.items():
         rows.append({"player": name, "episodes": args.episodes, "steps": args.max_steps,
-                     "per_capita_return": float(res["per_capita_return"][:, -1].mean()),
-                     "final_apples": float(res["apples"][:, -1].mean()),
-                     "final_patches_alive": float(res["patches_alive"][:, -1].mean()),
-                     "mean_apples": float(res["apples"].mean()),
-                     "mean_patches_alive": float(res["patches_alive"].mean()),
+                     **res.summary(),
                      **training_of(name, players.get(name), out, bool(args.players))})
     with (out / "compare.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -348,13 +341,13 @@ def main(argv: list[str] | None = None) -> dict:
         w = csv.writer(f)
         w.writerow(["player", "step", "per_capita_return", "apples", "patches_alive"])
         for name, res in results.items():
-            means = [res[k].mean(0) for k in ("per_capita_return", "apples", "patches_alive")]
+            means = [getattr(res, k).mean(0) for k in ("per_capita_return", "apples", "patches_alive")]
             w.writerows([name, t + 1, *(f"{m[t]:.4g}" for m in means)] for t in range(args.max_steps))
     plot(results, args, out / "apples.png")
 
-    total = int(results["random"]["spawn_points"])
+    total = results["random"].spawn_points
     print(f"\nself-play in all 7 seats, {args.episodes} episode(s) of {args.max_steps} steps "
-          f"({total} apple spawn points in {int(results['random']['patches'])} patches at the start):")
+          f"({total} apple spawn points in {results['random'].patches} patches at the start):")
     print(f"  {'player':<17} {'per-capita return':>17} {'final apples':>12} {'final patches':>13} "
           f"{'mean apples':>11} {'train (s)':>9}")
     for r in rows:
